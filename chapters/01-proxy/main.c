@@ -1,5 +1,5 @@
 /*
- * main.c - chapter 01: a load balancer in one accept loop.
+ * main.c - start-up and the accept loop.
  *
  * Read the configuration, bind the listener, then accept clients forever
  * and hand each one to a thread of its own (conn.c), which picks a backend

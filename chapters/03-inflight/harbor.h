@@ -1,0 +1,66 @@
+/*
+ * harbor.h - what the parts of chapter 01 share.
+ *
+ * One struct carries the configuration and the pool to every thread, passed
+ * explicitly: no globals, so each thread's inputs are in plain sight.
+ */
+#ifndef HARBOR_H
+#define HARBOR_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "pool.h"
+#include "strategy.h"
+
+/*
+ * Threads get a small, explicit stack.  The default is 8 MiB of address
+ * space per thread (ulimit -s): a thousand connections, two threads each,
+ * would reserve 16 GiB.  A connection thread needs its 16 KiB copy buffer
+ * and a few frames; 64 KiB is room to spare (and for the sanitizers).
+ */
+#define CONN_STACK_SIZE (64 * 1024)
+#define BRIDGE_BUF_SIZE (16 * 1024)
+
+/* A counting semaphore (slots.c): how many more connections may start. */
+struct slots {
+    pthread_mutex_t lock; /* guards free */
+    pthread_cond_t freed; /* signalled when a slot comes back */
+    unsigned free;
+};
+
+struct harbor {
+    struct addr listen;       /* LISTEN */
+    struct pool pool;         /* BACKENDS */
+    struct strategy strategy; /* round-robin */
+    int connect_timeout_ms;   /* CONNECT_TIMEOUT_MS; 0: the kernel's */
+    int idle_timeout_ms;      /* IDLE_TIMEOUT_MS; 0: never */
+    int max_inflight;         /* MAX_INFLIGHT */
+    int queue_timeout_ms;     /* QUEUE_TIMEOUT_MS; 0: no limit */
+    struct slots slots;       /* MAX_INFLIGHT of them */
+};
+
+/* What a bridge did: bytes each way, and why it ended. */
+struct bridge_stats {
+    unsigned long long up;   /* client to backend */
+    unsigned long long down; /* backend to client */
+    int err; /* 0 for EOF both ways, ETIMEDOUT when idle, else the errno */
+};
+
+void deadline_in(struct timespec *ts, int ms);
+int slots_init(struct slots *s, unsigned n);
+int slots_acquire(struct slots *s, int timeout_ms);
+void slots_release(struct slots *s);
+
+/* Serve the client on cfd from a new thread; cfd is the thread's now. */
+void conn_start(struct harbor *h, int cfd, const struct sockaddr *peer);
+
+/*
+ * Copy both ways between cfd and bfd until both directions end, or no byte
+ * has moved either way for idle_ms (0: no limit).  0 or -1.
+ */
+int bridge_run(int cfd, int bfd, int idle_ms, struct bridge_stats *st);
+
+#endif
