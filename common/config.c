@@ -150,7 +150,7 @@ addr_resolve(struct addr *a, const char **why)
  * A backend entry is an address with a host and a non-zero port: a backend
  * on "any address" or on port 0 cannot be dialled.
  */
-static int
+int
 backend_parse(const char *s, struct addr *a, const char **why)
 {
     if (addr_parse(s, a, why) < 0)

@@ -38,6 +38,9 @@ int number_parse(const char *s, unsigned long max, unsigned long *out,
 int choice_parse(const char *s, const char *const choices[], int *out,
                  const char **why);
 
+/* Parse and resolve one backend: host:port with a host and a port > 0. */
+int backend_parse(const char *s, struct addr *a, const char **why);
+
 /*
  * Parse and resolve a comma-separated host:port list into a new array of n
  * addresses (free it with free()).  On error *why is the reason and *bad the

@@ -22,6 +22,7 @@ harbor_config(struct harbor *h)
     struct addr *backends;
     size_t i, n;
 
+    memset(h, 0, sizeof(*h));
     log_init();
     config_listen("LISTEN", ":9090", &h->listen);
     config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends, &n);

@@ -31,6 +31,7 @@ harbor_config(struct harbor *h)
     struct addr *backends;
     size_t i, n;
 
+    memset(h, 0, sizeof(*h));
     log_init();
     config_listen("LISTEN", ":9090", &h->listen);
     config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends, &n);
@@ -70,6 +71,15 @@ harbor_config(struct harbor *h)
     log_info("drain timeout %d ms", h->drain_timeout_ms);
 }
 
+/* The signals the signal thread takes. */
+static void
+signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
 /*
  * The signal thread.  The first SIGTERM or SIGINT stops the accept loop;
  * the second one tells the drain to stop waiting.
@@ -81,9 +91,7 @@ signal_main(void *arg)
     sigset_t set;
     int sig;
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    signal_set(&set);
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
@@ -128,9 +136,7 @@ main(void)
 
     /* Block the stop signals here, before any thread exists: every thread
      * inherits the mask, and only the signal thread will take them. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    signal_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     /*
