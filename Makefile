@@ -22,8 +22,8 @@ CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(notdir $(d
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
-COMMON_SRC := common/config.c common/log.c common/net.c common/pool.c \
-              common/strategy.c
+COMMON_SRC := common/config.c common/health.c common/log.c common/net.c \
+              common/pool.c common/strategy.c
 COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
 COMMON_HDR := $(wildcard common/*.h)
 

@@ -116,6 +116,10 @@ addr_parse(const char *s, struct addr *a, const char **why)
             *why = "bad port";
         return -1;
     }
+    if (hostlen >= sizeof(a->host)) {
+        *why = "host too long";
+        return -1;
+    }
     memcpy(a->host, host, hostlen);
     a->host[hostlen] = '\0';
     a->port = (unsigned)port;
@@ -270,6 +274,21 @@ config_number(const char *var, unsigned long def)
         return def;
     if (number_parse(v, CONFIG_NUMBER_MAX, &n, &why) < 0)
         config_fail(var, why, v);
+    return n;
+}
+
+unsigned long
+config_range(const char *var, unsigned long def, unsigned long min,
+             unsigned long max)
+{
+    unsigned long n = config_number(var, def);
+    char reason[64];
+
+    if (n < min || n > max) {
+        snprintf(reason, sizeof(reason), "must be %s %lu",
+                 n < min ? "at least" : "at most", n < min ? min : max);
+        config_fail(var, reason, getenv(var));
+    }
     return n;
 }
 

@@ -54,6 +54,9 @@ void config_listen(const char *var, const char *def, struct addr *a);
 void config_backends(const char *var, const char *def, struct addr **v,
                      size_t *n);
 unsigned long config_number(const char *var, unsigned long def);
+/* config_number(), and exit 2 unless min <= value <= max. */
+unsigned long config_range(const char *var, unsigned long def,
+                           unsigned long min, unsigned long max);
 int config_choice(const char *var, const char *def,
                   const char *const choices[]);
 

@@ -42,8 +42,10 @@ backend_hold(struct backend *b)
 void
 backend_release(struct backend *b)
 {
-    if (atomic_fetch_sub(&b->refs, 1) == 1)
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
+        pthread_mutex_destroy(&b->lock);
         free(b);
+    }
 }
 
 /* Caller holds p->lock. */
@@ -81,6 +83,8 @@ pool_add(struct pool *p, const struct addr *a)
     b->addr = *a;
     atomic_init(&b->refs, 1); /* the pool's reference */
     atomic_init(&b->up, 1);
+    pthread_mutex_init(&b->lock, NULL);
+    health_init(&b->health);
     p->v[p->n++] = b;
     rc = 0;
 out:

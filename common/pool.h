@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "health.h"
 
 struct backend {
     struct addr addr;          /* set by pool_add, never changed */
@@ -23,6 +24,8 @@ struct backend {
     atomic_int inflight;       /* live connections: strategy start/done */
     atomic_ullong connections; /* connections started, ever */
     atomic_ullong failures;    /* failed connects, ever */
+    pthread_mutex_t lock;      /* guards health */
+    struct health health;      /* the rise/fall state behind up */
 };
 
 struct pool {

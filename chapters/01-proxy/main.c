@@ -26,6 +26,8 @@ harbor_config(struct harbor *h)
     log_init();
     config_listen("LISTEN", ":9090", &h->listen);
     config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends, &n);
+
+    /* Every variable is good: only now build and say anything. */
     if (pool_init(&h->pool) < 0) {
         log_error("%s: pool: %s", __func__, strerror(errno));
         exit(1);

@@ -26,6 +26,10 @@ harbor_config(struct harbor *h)
     log_init();
     config_listen("LISTEN", ":9090", &h->listen);
     config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends, &n);
+    h->connect_timeout_ms = (int)config_number("CONNECT_TIMEOUT_MS", 2000);
+    h->idle_timeout_ms = (int)config_number("IDLE_TIMEOUT_MS", 60000);
+
+    /* Every variable is good: only now build and say anything. */
     if (pool_init(&h->pool) < 0) {
         log_error("%s: pool: %s", __func__, strerror(errno));
         exit(1);
@@ -39,8 +43,6 @@ harbor_config(struct harbor *h)
     }
     free(backends);
     strategy_init(&h->strategy, 0);
-    h->connect_timeout_ms = (int)config_number("CONNECT_TIMEOUT_MS", 2000);
-    h->idle_timeout_ms = (int)config_number("IDLE_TIMEOUT_MS", 60000);
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
 }

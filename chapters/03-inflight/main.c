@@ -26,6 +26,13 @@ harbor_config(struct harbor *h)
     log_init();
     config_listen("LISTEN", ":9090", &h->listen);
     config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends, &n);
+    h->connect_timeout_ms = (int)config_number("CONNECT_TIMEOUT_MS", 2000);
+    h->idle_timeout_ms = (int)config_number("IDLE_TIMEOUT_MS", 60000);
+    h->max_inflight =
+        (int)config_range("MAX_INFLIGHT", 1024, 1, CONFIG_NUMBER_MAX);
+    h->queue_timeout_ms = (int)config_number("QUEUE_TIMEOUT_MS", 5000);
+
+    /* Every variable is good: only now build and say anything. */
     if (pool_init(&h->pool) < 0) {
         log_error("%s: pool: %s", __func__, strerror(errno));
         exit(1);
@@ -39,14 +46,8 @@ harbor_config(struct harbor *h)
     }
     free(backends);
     strategy_init(&h->strategy, 0);
-    h->connect_timeout_ms = (int)config_number("CONNECT_TIMEOUT_MS", 2000);
-    h->idle_timeout_ms = (int)config_number("IDLE_TIMEOUT_MS", 60000);
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
-    h->max_inflight = (int)config_number("MAX_INFLIGHT", 1024);
-    if (h->max_inflight == 0)
-        config_fail("MAX_INFLIGHT", "must be at least 1", "0");
-    h->queue_timeout_ms = (int)config_number("QUEUE_TIMEOUT_MS", 5000);
     if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0) {
         log_error("%s: slots: %s", __func__, strerror(errno));
         exit(1);
