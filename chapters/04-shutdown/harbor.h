@@ -70,6 +70,7 @@ struct bridge_stats {
 };
 
 void deadline_in(struct timespec *ts, int ms);
+int cond_init_monotonic(pthread_cond_t *cond);
 int slots_init(struct slots *s, unsigned n);
 int slots_acquire(struct slots *s, int timeout_ms);
 void slots_release(struct slots *s);

@@ -238,17 +238,12 @@ fail:
 int
 conns_init(struct conns *l)
 {
-    pthread_condattr_t attr;
     int err;
 
     memset(l, 0, sizeof(*l));
     if ((err = pthread_mutex_init(&l->lock, NULL)) != 0)
         goto fail;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    err = pthread_cond_init(&l->changed, &attr);
-    pthread_condattr_destroy(&attr);
-    if (err != 0) {
+    if ((err = cond_init_monotonic(&l->changed)) != 0) {
         pthread_mutex_destroy(&l->lock);
         goto fail;
     }

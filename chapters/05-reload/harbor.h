@@ -60,20 +60,20 @@ struct reload {
 };
 
 struct harbor {
-    struct addr listen;        /* LISTEN */
-    struct pool pool;          /* BACKENDS */
-    struct strategy strategy;  /* round-robin */
-    int connect_timeout_ms;    /* CONNECT_TIMEOUT_MS; 0: the kernel's */
-    int idle_timeout_ms;       /* IDLE_TIMEOUT_MS; 0: never */
-    int max_inflight;          /* MAX_INFLIGHT */
-    int queue_timeout_ms;      /* QUEUE_TIMEOUT_MS; 0: no limit */
-    struct slots slots;        /* MAX_INFLIGHT of them */
-    int drain_timeout_ms;      /* DRAIN_TIMEOUT_MS; 0: no limit */
-    int lfd;                   /* the listener, shut down on SIGTERM */
-    atomic_int stopping;       /* set on the first SIGTERM or SIGINT */
-    struct conns conns;        /* every live connection */
-    const char *backends_file; /* BACKENDS_FILE; NULL: BACKENDS is used */
-    int reload_interval_ms;    /* RELOAD_INTERVAL_MS; 0: on SIGHUP only */
+    struct addr listen;       /* LISTEN */
+    struct pool pool;         /* BACKENDS */
+    struct strategy strategy; /* round-robin */
+    int connect_timeout_ms;   /* CONNECT_TIMEOUT_MS; 0: the kernel's */
+    int idle_timeout_ms;      /* IDLE_TIMEOUT_MS; 0: never */
+    int max_inflight;         /* MAX_INFLIGHT */
+    int queue_timeout_ms;     /* QUEUE_TIMEOUT_MS; 0: no limit */
+    struct slots slots;       /* MAX_INFLIGHT of them */
+    int drain_timeout_ms;     /* DRAIN_TIMEOUT_MS; 0: no limit */
+    int lfd;                  /* the listener, shut down on SIGTERM */
+    atomic_int stopping;      /* set on the first SIGTERM or SIGINT */
+    struct conns conns;       /* every live connection */
+    char *backends_file;      /* BACKENDS_FILE; NULL: BACKENDS is used */
+    int reload_interval_ms;   /* RELOAD_INTERVAL_MS; 0: on SIGHUP only */
     struct reload reload;
 };
 
@@ -85,6 +85,7 @@ struct bridge_stats {
 };
 
 void deadline_in(struct timespec *ts, int ms);
+int cond_init_monotonic(pthread_cond_t *cond);
 int slots_init(struct slots *s, unsigned n);
 int slots_acquire(struct slots *s, int timeout_ms);
 void slots_release(struct slots *s);

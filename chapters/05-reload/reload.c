@@ -199,17 +199,13 @@ int
 reload_start(struct harbor *h)
 {
     struct reload *r = &h->reload;
-    pthread_condattr_t attr;
     int err;
 
     memset(r, 0, sizeof(*r));
     stat(h->backends_file, &r->seen);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if ((err = pthread_create(&r->tid, NULL, reload_main, h)) != 0) {
+    if ((err = cond_init_monotonic(&r->wake)) != 0 ||
+        (err = pthread_create(&r->tid, NULL, reload_main, h)) != 0) {
         errno = err;
         return -1;
     }

@@ -12,19 +12,32 @@
 
 #include "harbor.h"
 
+/*
+ * A condition variable whose timed waits read CLOCK_MONOTONIC, the clock
+ * deadline_in() uses; the default is the wall clock, and a deadline from
+ * one clock read against the other is long past or far away.
+ */
 int
-slots_init(struct slots *s, unsigned n)
+cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;
     int err;
 
-    if ((err = pthread_mutex_init(&s->lock, NULL)) != 0)
-        goto fail;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    err = pthread_cond_init(&s->freed, &attr);
+    err = pthread_cond_init(cond, &attr);
     pthread_condattr_destroy(&attr);
-    if (err != 0) {
+    return err;
+}
+
+int
+slots_init(struct slots *s, unsigned n)
+{
+    int err;
+
+    if ((err = pthread_mutex_init(&s->lock, NULL)) != 0)
+        goto fail;
+    if ((err = cond_init_monotonic(&s->freed)) != 0) {
         pthread_mutex_destroy(&s->lock);
         goto fail;
     }
