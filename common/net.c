@@ -164,6 +164,12 @@ net_ntop(const struct sockaddr *sa, char *buf, size_t len)
 
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            /* An IPv4 client of the dual-stack listener: print it as one. */
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], host, sizeof(host));
+            snprintf(buf, len, "%s:%u", host, ntohs(s6->sin6_port));
+            return;
+        }
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
         snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
     } else if (sa->sa_family == AF_INET) {
