@@ -117,8 +117,10 @@ sanitize: deps
 
 LINT_FILES = $(wildcard common/*.[ch] chapters/*/*.[ch] tests/*.[ch])
 lint:
-	clang-format --dry-run --Werror $(LINT_FILES)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	@echo "clang-format --dry-run --Werror <$(words $(LINT_FILES)) files>"
+	@clang-format --dry-run --Werror $(LINT_FILES)
+	@echo "cppcheck --enable=warning,performance,portability <same files>"
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D__GNUC__ -Icommon $(LINT_FILES)
 	@echo "lint: clean"
 

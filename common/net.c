@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,6 +137,20 @@ net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len)
             return -1;
         }
     }
+}
+
+/*
+ * A proxy writes what it has just read.  With Nagle's algorithm on, a small
+ * write waits while an earlier segment is unacknowledged, and the peer may
+ * be delaying that ACK for up to 40 ms: a reply that arrives from the
+ * backend in two pieces would stall.  TCP_NODELAY sends each write at once.
+ */
+int
+net_nodelay(int fd)
+{
+    int one = 1;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 int

@@ -28,6 +28,9 @@ int net_listen(const struct addr *a, char *bound, size_t len);
  */
 int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len);
 
+/* Send small writes at once (TCP_NODELAY).  0 or -1. */
+int net_nodelay(int fd);
+
 /* Write all n bytes, looping over short writes and EINTR.  0 or -1. */
 int write_all(int fd, const void *buf, size_t n);
 

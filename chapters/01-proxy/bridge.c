@@ -74,6 +74,9 @@ bridge_run(int cfd, int bfd, struct bridge_stats *st)
     pthread_t tid;
     int err;
 
+    /* Pass each piece on as soon as it is read (see net_nodelay()). */
+    net_nodelay(cfd);
+    net_nodelay(bfd);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
     err = pthread_create(&tid, &attr, pump_run, &down);

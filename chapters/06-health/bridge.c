@@ -150,6 +150,9 @@ bridge_run(int cfd, int bfd, int idle_ms, struct bridge_stats *st)
         set_deadlines(cfd, idle_ms);
         set_deadlines(bfd, idle_ms);
     }
+    /* Pass each piece on as soon as it is read (see net_nodelay()). */
+    net_nodelay(cfd);
+    net_nodelay(bfd);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
     err = pthread_create(&tid, &attr, pump_run, &down);

@@ -55,7 +55,7 @@ health_report(struct harbor *h, struct backend *b, int ok, const char *why)
 static int
 http_status(int fd, const struct timespec *deadline, char *why, size_t len)
 {
-    char buf[128];
+    char buf[128] = {0};
     size_t got = 0;
     struct pollfd pfd = {fd, POLLIN, 0};
     struct timespec now;
