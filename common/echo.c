@@ -182,7 +182,7 @@ echo_parse_request_line(const char *line, size_t len, struct echo_req *rq)
         return -1;
     /* The target: any visible ASCII, no spaces or control characters. */
     rq->target = p;
-    while (p<end && * p> ' ' && *p < 0x7f)
+    while (p < end && (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f)
         p++;
     rq->target_len = (size_t)(p - rq->target);
     if (rq->target_len == 0 || p == end || *p++ != ' ')
@@ -306,11 +306,16 @@ echo_read_head(struct echo_conn *c, struct echo_req *rq)
         for (skip = 0; skip < c->len; skip++)
             if (c->in[skip] != '\r' && c->in[skip] != '\n')
                 break;
-        memmove(c->in, c->in + skip, c->len - skip);
-        c->len -= skip;
+        if (skip > 0) {
+            memmove(c->in, c->in + skip, c->len - skip);
+            c->len -= skip;
+        }
         if ((rq->head_len = echo_head_end(c->in, c->len)) > 0)
             return 0;
-        /* A bad request line is answered now, not after a blank line. */
+        /*
+         * A bad request line is answered now, not after a blank line that
+         * may never come.  (rq is scratch here; echo_parse_head() redoes it.)
+         */
         eol = memchr(c->in, '\n', c->len);
         if (eol != NULL &&
             echo_parse_request_line(c->in, echo_line_len(c->in, eol), rq) < 0)
@@ -353,8 +358,10 @@ echo_read_body(struct echo_conn *c, struct echo_req *rq, char **body)
         return 500;
     }
     memcpy(*body, c->in + rq->head_len, got);
-    /* curl asks before sending a large body, and waits a second if we don't
-     * answer. */
+    /*
+     * curl asks before it sends a large body ("Expect: 100-continue") and
+     * waits a second for our go-ahead; answer at once.
+     */
     if (got < want && rq->expect_continue && rq->minor == 1 &&
         write_all(c->fd, cont, sizeof(cont) - 1) < 0)
         return -1;
@@ -746,7 +753,7 @@ fail:
 
 /* PORT and MODE; exits 2 with the usual one line on a bad value. */
 static void
-echo_config(struct echo_server *srv, struct addr *listen)
+echo_config(struct echo_server *srv, struct addr *a)
 {
     static const char *const modes[] = {"http", "tcp", NULL};
     const char *v = getenv("PORT"), *why;
@@ -759,10 +766,10 @@ echo_config(struct echo_server *srv, struct addr *listen)
                     strcmp(why, "too large") == 0 ? "port out of range" : why,
                     v);
     srv->mode = (enum echo_mode)config_choice("MODE", "http", modes);
-    memset(listen, 0, sizeof(*listen));
-    snprintf(listen->text, sizeof(listen->text), ":%lu", port);
-    listen->host[0] = '\0'; /* any address, IPv4 and IPv6 (net_listen) */
-    listen->port = (unsigned)port;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->text, sizeof(a->text), ":%lu", port);
+    a->host[0] = '\0'; /* any address, IPv4 and IPv6 (net_listen) */
+    a->port = (unsigned)port;
 }
 
 int
@@ -771,11 +778,11 @@ main(void)
     struct echo_server srv;
     struct sockaddr_storage peer, self;
     socklen_t peerlen, selflen = sizeof(self);
-    struct addr listen;
+    struct addr addr;
     char bound[ADDR_TEXT_MAX];
     int lfd, cfd;
 
-    echo_config(&srv, &listen);
+    echo_config(&srv, &addr);
     atomic_init(&srv.down, 0);
 
     /*
@@ -791,8 +798,8 @@ main(void)
         log_error("%s: thread attributes", __func__);
         exit(1);
     }
-    if ((lfd = net_listen(&listen, bound, sizeof(bound))) < 0) {
-        log_error("listen %s: %s", listen.text, strerror(errno));
+    if ((lfd = net_listen(&addr, bound, sizeof(bound))) < 0) {
+        log_error("listen %s: %s", addr.text, strerror(errno));
         exit(1);
     }
     /* The real port, which PORT=0 left to the kernel. */
@@ -801,7 +808,7 @@ main(void)
         exit(1);
     }
     srv.port = net_port((struct sockaddr *)&self);
-    printf("echo listening on %s\n", bound);
+    printf("echo listening on :%u\n", srv.port);
     fflush(stdout);
     log_info("echo listening on %s, mode %s", bound,
              srv.mode == ECHO_TCP ? "tcp" : "http");

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +138,27 @@ net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len)
             return -1;
         }
     }
+}
+
+/*
+ * Each connection holds two descriptors (more in later chapters), and many
+ * systems start processes with a soft limit of 1024: a balancer would run
+ * out at about 500 clients while the hard limit allows far more.  Raising
+ * the soft limit is what nginx's worker_rlimit_nofile and HAProxy do too.
+ */
+void
+net_raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open files limit raised from %llu to %llu",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_max);
 }
 
 /*

@@ -28,6 +28,9 @@ int net_listen(const struct addr *a, char *bound, size_t len);
  */
 int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len);
 
+/* Raise the soft limit on open files to the hard limit; logs the change. */
+void net_raise_nofile(void);
+
 /* Send small writes at once (TCP_NODELAY).  0 or -1. */
 int net_nodelay(int fd);
 

@@ -57,6 +57,7 @@ main(void)
     int lfd, cfd;
 
     harbor_config(&h);
+    net_raise_nofile();
 
     /*
      * A write to a peer that has gone away raises SIGPIPE, whose default

@@ -134,6 +134,7 @@ main(void)
     int lfd, cfd, err;
 
     harbor_config(&h);
+    net_raise_nofile();
 
     /* Block the stop signals here, before any thread exists: every thread
      * inherits the mask, and only the signal thread will take them. */
