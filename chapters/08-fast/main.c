@@ -1,0 +1,236 @@
+/*
+ * main.c - start-up and the accept loop.
+ *
+ * Read the configuration, bind the listener, then accept clients forever
+ * and hand each one to a thread of its own (conn.c), which picks a backend
+ * by STRATEGY and bridges the two sockets (bridge.c).  Everything a thread
+ * needs travels in one struct harbor.
+ *
+ * SHUTDOWN: SIGTERM and SIGINT are blocked in every thread and taken by one
+ * signal thread with sigwait(), so no code runs in a signal handler.  It
+ * wakes the accept loop by shutdown() of the listening socket: accept()
+ * then fails at once, and new connects are refused.  Not close(): on Linux
+ * closing an fd does not wake a thread blocked on it, and the number could
+ * be reused by the next socket while accept() still holds it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harbor.h"
+#include "log.h"
+#include "net.h"
+
+static const char *const check_names[] = {"tcp", "http", "off", NULL};
+
+static void
+harbor_config(struct harbor *h)
+{
+    struct addr *backends;
+    size_t i, n;
+    char err[256];
+    int strategy;
+
+    memset(h, 0, sizeof(*h));
+    log_init();
+    config_listen("LISTEN", ":9090", &h->listen);
+    /* BACKENDS_FILE, when set, replaces BACKENDS, and is watched. */
+    h->backends_file = getenv("BACKENDS_FILE");
+    h->reload_interval_ms = (int)config_number("RELOAD_INTERVAL_MS", 1000);
+    if (h->backends_file != NULL) {
+        if (backends_file_read(h->backends_file, &backends, &n, err,
+                               sizeof(err)) < 0)
+            config_fail("BACKENDS_FILE", err, h->backends_file);
+    } else {
+        config_backends("BACKENDS", "127.0.0.1:9001,127.0.0.1:9002", &backends,
+                        &n);
+    }
+    h->connect_timeout_ms = (int)config_number("CONNECT_TIMEOUT_MS", 2000);
+    h->idle_timeout_ms = (int)config_number("IDLE_TIMEOUT_MS", 60000);
+    h->max_inflight =
+        (int)config_range("MAX_INFLIGHT", 1024, 1, CONFIG_NUMBER_MAX);
+    h->queue_timeout_ms = (int)config_number("QUEUE_TIMEOUT_MS", 5000);
+    h->drain_timeout_ms = (int)config_number("DRAIN_TIMEOUT_MS", 10000);
+    h->health_check = config_choice("HEALTH_CHECK", "tcp", check_names);
+    h->health_path = getenv("HEALTH_PATH") ? getenv("HEALTH_PATH") : "/health";
+    if (h->health_path[0] != '/' || strpbrk(h->health_path, " \r\n") != NULL)
+        config_fail("HEALTH_PATH", "must be a path starting with /",
+                    h->health_path);
+    h->health_interval_ms =
+        (int)config_range("HEALTH_INTERVAL_MS", 2000, 1, CONFIG_NUMBER_MAX);
+    h->health_timeout_ms =
+        (int)config_range("HEALTH_TIMEOUT_MS", 1000, 1, CONFIG_NUMBER_MAX);
+    h->health_rise = (int)config_range("HEALTH_RISE", 2, 1, 1000);
+    h->health_fall = (int)config_range("HEALTH_FALL", 3, 1, 1000);
+    h->retries = (int)config_range("RETRIES", 2, 0, RETRIES_MAX);
+    strategy = config_choice("STRATEGY", "rr", strategy_names);
+
+    /* Every variable is good: only now build and say anything. */
+    if (pool_init(&h->pool) < 0) {
+        log_error("%s: pool: %s", __func__, strerror(errno));
+        exit(1);
+    }
+    for (i = 0; i < n; i++) {
+        if (pool_add(&h->pool, &backends[i]) < 0) {
+            log_error("%s: pool: %s", __func__, strerror(errno));
+            exit(1);
+        }
+        log_info("backend %s", backends[i].text);
+    }
+    free(backends);
+    strategy_init(&h->strategy, strategy);
+    log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
+             h->idle_timeout_ms);
+    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0) {
+        log_error("%s: slots: %s", __func__, strerror(errno));
+        exit(1);
+    }
+    log_info("max in-flight %d, queue timeout %d ms", h->max_inflight,
+             h->queue_timeout_ms);
+    if (conns_init(&h->conns) < 0) {
+        log_error("%s: conns: %s", __func__, strerror(errno));
+        exit(1);
+    }
+    atomic_init(&h->stopping, 0);
+    log_info("drain timeout %d ms", h->drain_timeout_ms);
+    pthread_mutex_init(&h->checkers.lock, NULL);
+    cond_init_monotonic(&h->checkers.wake);
+    if (workers_init(&h->workers) < 0) {
+        log_error("%s: workers: %s", __func__, strerror(errno));
+        exit(1);
+    }
+    if (h->health_check == CHECK_OFF)
+        log_info("health checks off, %d retries", h->retries);
+    else
+        log_info("health checks %s%s%s every %d ms, timeout %d ms, rise %d, "
+                 "fall %d, %d retries",
+                 check_names[h->health_check],
+                 h->health_check == CHECK_HTTP ? " " : "",
+                 h->health_check == CHECK_HTTP ? h->health_path : "",
+                 h->health_interval_ms, h->health_timeout_ms, h->health_rise,
+                 h->health_fall, h->retries);
+}
+
+/* The signals the signal thread takes. */
+static void
+signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+/*
+ * The signal thread.  The first SIGTERM or SIGINT stops the accept loop;
+ * the second one tells the drain to stop waiting.  SIGHUP reloads.
+ */
+static void *
+signal_main(void *arg)
+{
+    struct harbor *h = arg;
+    sigset_t set;
+    int sig;
+
+    signal_set(&set);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            if (h->backends_file != NULL)
+                reload_kick(h);
+            else
+                log_info("SIGHUP: no BACKENDS_FILE to reload");
+        } else if (!atomic_exchange(&h->stopping, 1)) {
+            log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            shutdown(h->lfd, SHUT_RDWR);
+        } else {
+            log_info("%s again: skipping the drain",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            conns_hurry(h);
+        }
+    }
+    return NULL;
+}
+
+/* Let live connections finish for up to DRAIN_TIMEOUT_MS, then cut them. */
+static void
+harbor_drain(struct harbor *h)
+{
+    int left;
+
+    log_info("draining %d connections", conns_live(h));
+    if ((left = conns_drain(h, h->drain_timeout_ms)) > 0) {
+        log_info("closing %d connections", left);
+        conns_close_all(h);
+    }
+    log_info("shutdown complete");
+}
+
+int
+main(void)
+{
+    struct harbor h;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    char bound[ADDR_TEXT_MAX];
+    sigset_t set;
+    pthread_t tid;
+    int lfd, cfd, err;
+
+    harbor_config(&h);
+    net_raise_nofile();
+
+    /* Block the stop signals here, before any thread exists: every thread
+     * inherits the mask, and only the signal thread will take them. */
+    signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    /*
+     * A write to a peer that has gone away raises SIGPIPE, whose default
+     * action kills the whole process.  Ignored, the write fails with EPIPE
+     * instead and only that connection ends.
+     */
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((lfd = net_listen(&h.listen, bound, sizeof(bound))) < 0) {
+        log_error("listen %s: %s", h.listen.text, strerror(errno));
+        exit(1);
+    }
+    printf("Harbor Up\nlistening on %s\n", bound);
+    fflush(stdout);
+    log_info("listening on %s, strategy %s", bound, h.strategy.name);
+    h.lfd = lfd;
+    if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0) {
+        log_error("signal thread: %s", strerror(err));
+        exit(1);
+    }
+    health_sync(&h, 0);
+    if (h.backends_file != NULL && reload_start(&h) < 0) {
+        log_error("reload thread: %s", strerror(errno));
+        exit(1);
+    }
+
+    for (;;) {
+        peerlen = sizeof(peer);
+        if ((cfd = net_accept(lfd, &peer, &peerlen)) < 0) {
+            if (atomic_load(&h.stopping))
+                break; /* the signal thread shut the listener down */
+            /* Only a broken listener gets here (EBADF, EINVAL...). */
+            log_error("accept: %s", strerror(errno));
+            exit(1);
+        }
+        conn_start(&h, cfd, (struct sockaddr *)&peer);
+    }
+    close(lfd);
+    harbor_drain(&h);
+    if (h.reload.running)
+        reload_stop(&h);
+    health_sync(&h, 1);
+    pool_destroy(&h.pool);
+    return 0;
+}
