@@ -1,0 +1,965 @@
+/*
+ * harness.c - processes, logs and sockets for the integration scenarios.
+ *
+ * Shaped by one rule: nothing a test starts may outlive it or hang it.
+ * Children get PR_SET_PDEATHSIG and sit in a table that the teardown and an
+ * atexit handler empty; every read has a poll() deadline; every wait for an
+ * event is a bounded loop on that event, never a sleep standing in for it.
+ */
+#define _GNU_SOURCE /* pipe2, mkostemp */
+
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define STEP_MS  10 /* how often bounded loops look again */
+#define MAX_LIVE 64
+
+/*
+ * The live children of this process.  Check runs each test in a forked
+ * child, so each test starts with an empty table.  A failed assertion
+ * _exit()s that child without running atexit handlers; then Check's
+ * killpg() of the test's process group and PR_SET_PDEATHSIG kill the
+ * children instead.  Only the test's main thread touches the table.
+ */
+static struct harness_proc *live[MAX_LIVE];
+
+long
+harness_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int
+harness_chapter(void)
+{
+    const char *s = getenv("HARBOR_CH");
+
+    return s == NULL ? 0 : (int)strtol(s, NULL, 10); /* "08" is 8 */
+}
+
+int
+harness_env_ok(void)
+{
+    static const char *const vars[] = {"HARBOR_BIN", "ECHO_BIN", "HARBOR_CH"};
+    int ok = 0;
+
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+
+        if (v == NULL || *v == '\0') {
+            fprintf(stderr, "scenarios: %s is not set\n", vars[i]);
+            ok = -1;
+        } else if (i < 2 && access(v, X_OK) < 0) {
+            fprintf(stderr, "scenarios: %s=%s: %s\n", vars[i], v,
+                    strerror(errno));
+            ok = -1;
+        }
+    }
+    if (ok < 0)
+        fprintf(stderr, "usage: HARBOR_BIN=build/harbor-01 HARBOR_CH=01 "
+                        "ECHO_BIN=build/echo build/tests/scenarios\n");
+    return ok;
+}
+
+static void
+teardown(void)
+{
+    harness_cleanup();
+}
+
+TCase *
+harness_tcase(Suite *s, const char *name, int chapter, const char *extra_tags)
+{
+    TCase *tc = tcase_create(name);
+    char tags[64];
+
+    snprintf(tags, sizeof tags, "ch%02d%s%s", chapter,
+             extra_tags != NULL ? " " : "",
+             extra_tags != NULL ? extra_tags : "");
+    tcase_set_tags(tc, tags);
+    /*
+     * tcase_set_timeout() would override CK_DEFAULT_TIMEOUT, so call it
+     * only when that is unset.  Both paths apply CK_TIMEOUT_MULTIPLIER.
+     */
+    if (getenv("CK_DEFAULT_TIMEOUT") == NULL)
+        tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* ---- processes -------------------------------------------------------- */
+
+static void
+track(struct harness_proc *p)
+{
+    static int registered;
+
+    if (!registered) {
+        atexit(harness_cleanup);
+        registered = 1;
+    }
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i] == NULL) {
+            live[i] = p;
+            return;
+        }
+    }
+    ck_abort_msg("harness: more than %d live children", MAX_LIVE);
+}
+
+static void
+untrack(const struct harness_proc *p)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        if (live[i] == p)
+            live[i] = NULL;
+}
+
+/*
+ * environ with env's entries added, or replacing those with the same key;
+ * within env, a later entry replaces an earlier one.
+ */
+static char **
+build_env(const char *const env[])
+{
+    size_t n = 0, m = 0, k = 0;
+    char **v;
+
+    while (environ[n] != NULL)
+        n++;
+    while (env != NULL && env[m] != NULL)
+        m++;
+    v = calloc(n + m + 1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < m; i++) {
+        size_t keylen = strcspn(env[i], "=");
+        int later = 0;
+
+        /* getenv() finds the first match: keep only the last of a key. */
+        for (size_t j = i + 1; j < m; j++)
+            if (strncmp(env[j], env[i], keylen + 1) == 0)
+                later = 1;
+        if (!later)
+            v[k++] = (char *)env[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t keylen = strcspn(environ[i], "=");
+        int replaced = 0;
+
+        for (size_t j = 0; j < m; j++)
+            if (strncmp(env[j], environ[i], keylen + 1) == 0)
+                replaced = 1;
+        if (!replaced)
+            v[k++] = environ[i];
+    }
+    return v;
+}
+
+/*
+ * In the child, between fork and exec: only async-signal-safe calls.
+ * Die with the parent, undo any signal state the test runner set up, and
+ * point stdin at /dev/null, stdout at the pipe, stderr at the log file.
+ */
+static void
+exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM};
+    char *argv[] = {(char *)bin, NULL};
+    sigset_t none;
+    int in_fd;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127); /* the parent died before prctl took effect */
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    in_fd = open("/dev/null", O_RDONLY);
+    if (in_fd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        dup2(err_fd, 2) < 0)
+        _exit(127);
+    if (in_fd > 2)
+        close(in_fd);
+    execve(bin, argv, envp);
+    {
+        static const char msg[] = "harness: exec failed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+
+        (void)w;
+    }
+    _exit(127);
+}
+
+struct harness_proc *
+harness_spawn(const char *name, const char *bin, const char *const env[])
+{
+    struct harness_proc *p = calloc(1, sizeof *p);
+    char path[] = "/tmp/harness-stderr-XXXXXX";
+    char **envp = build_env(env);
+    int pipefd[2] = {-1, -1};
+    pid_t parent = getpid();
+
+    if (p == NULL || envp == NULL)
+        goto fail;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->out_fd = p->err_fd = -1;
+    /* Close-on-exec, so no other child inherits this child's pipe end and
+     * keeps its EOF from arriving. */
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        goto fail;
+    p->err_fd = mkostemp(path, O_CLOEXEC);
+    if (p->err_fd < 0)
+        goto fail;
+    unlink(path);
+    p->pid = fork();
+    if (p->pid < 0)
+        goto fail;
+    if (p->pid == 0)
+        exec_child(bin, envp, parent, pipefd[1], p->err_fd);
+    close(pipefd[1]);
+    p->out_fd = pipefd[0];
+    free(envp);
+    track(p);
+    return p;
+
+fail:
+    if (pipefd[0] >= 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+    }
+    if (p != NULL && p->err_fd >= 0)
+        close(p->err_fd);
+    free(envp);
+    free(p);
+    return NULL;
+}
+
+/* Read what stdout has now, waiting at most timeout_ms for something. */
+static void
+read_out(struct harness_proc *p, int timeout_ms)
+{
+    struct pollfd pfd = {p->out_fd, POLLIN, 0};
+    char discard[4096];
+    ssize_t n;
+
+    if (p->out_eof) {
+        sleep_ms(timeout_ms);
+        return;
+    }
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return;
+    if (p->out_len < sizeof p->out)
+        n = read(p->out_fd, p->out + p->out_len, sizeof p->out - p->out_len);
+    else
+        n = read(p->out_fd, discard, sizeof discard); /* keep it flowing */
+    if (n > 0 && p->out_len < sizeof p->out)
+        p->out_len += (size_t)n;
+    else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+        p->out_eof = 1;
+}
+
+int
+harness_read_line(struct harness_proc *p, char *line, size_t len,
+                  int timeout_ms)
+{
+    long deadline = harness_now_ms() + timeout_ms;
+
+    for (;;) {
+        char *nl = memchr(p->out, '\n', p->out_len);
+        long left = deadline - harness_now_ms();
+
+        if (nl != NULL) {
+            size_t n = (size_t)(nl - p->out);
+
+            snprintf(line, len, "%.*s", (int)n, p->out);
+            memmove(p->out, nl + 1, p->out_len - n - 1);
+            p->out_len -= n + 1;
+            return 0;
+        }
+        if (p->out_eof || p->out_len == sizeof p->out || left <= 0) {
+            errno = p->out_eof ? EPIPE : ETIMEDOUT;
+            return -1;
+        }
+        read_out(p, left < STEP_MS * 10 ? (int)left : STEP_MS * 10);
+    }
+}
+
+static int
+reap(struct harness_proc *p)
+{
+    if (!p->reaped && waitpid(p->pid, &p->status, WNOHANG) == p->pid)
+        p->reaped = 1;
+    return p->reaped;
+}
+
+int
+harness_alive(struct harness_proc *p)
+{
+    return !reap(p);
+}
+
+int
+harness_wait_exit(struct harness_proc *p, int timeout_ms, int *status)
+{
+    long deadline = harness_now_ms() + timeout_ms;
+
+    /* Keep draining stdout, so a child blocked on a full pipe can exit. */
+    while (!reap(p) && harness_now_ms() < deadline)
+        read_out(p, STEP_MS);
+    if (status != NULL)
+        *status = p->status;
+    return p->reaped ? 0 : -1;
+}
+
+void
+harness_kill(struct harness_proc *p, int sig)
+{
+    if (!reap(p))
+        kill(p->pid, sig);
+}
+
+void
+harness_stop(struct harness_proc *p)
+{
+    if (p == NULL)
+        return;
+    harness_kill(p, SIGTERM);
+    if (harness_wait_exit(p, HARNESS_STOP_MS, NULL) < 0) {
+        harness_kill(p, SIGKILL);
+        /* SIGKILL cannot be caught: this wait ends. */
+        while (waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR)
+            ;
+        p->reaped = 1;
+    }
+    untrack(p);
+    close(p->out_fd);
+    close(p->err_fd);
+    free(p);
+}
+
+void
+harness_cleanup(void)
+{
+    for (size_t i = MAX_LIVE; i-- > 0;)
+        if (live[i] != NULL)
+            harness_stop(live[i]);
+}
+
+int
+harness_run(const char *bin, const char *const env[], int timeout_ms,
+            struct harness_run *r)
+{
+    struct harness_proc *p = harness_spawn("run", bin, env);
+    long deadline;
+
+    memset(r, 0, sizeof *r);
+    if (p == NULL)
+        return -1;
+    if (harness_wait_exit(p, timeout_ms, NULL) < 0) {
+        r->timed_out = 1;
+        harness_kill(p, SIGKILL);
+        harness_wait_exit(p, HARNESS_STOP_MS, NULL);
+    }
+    /* It has exited: its end of the pipe is closed, EOF comes at once. */
+    deadline = harness_now_ms() + HARNESS_IO_MS;
+    while (!p->out_eof && harness_now_ms() < deadline)
+        read_out(p, STEP_MS);
+    r->out_len = p->out_len < sizeof r->out ? p->out_len : sizeof r->out - 1;
+    memcpy(r->out, p->out, r->out_len);
+    r->err_len = harness_log(p, r->err, sizeof r->err);
+    r->status = p->status;
+    harness_stop(p);
+    return r->timed_out ? -1 : 0;
+}
+
+/* The port at the end of "...:<port>", or 0. */
+static unsigned
+parse_port(const char *line)
+{
+    const char *colon = strrchr(line, ':');
+    char *end;
+    unsigned long port;
+
+    if (colon == NULL || !isdigit((unsigned char)colon[1]))
+        return 0;
+    port = strtoul(colon + 1, &end, 10);
+    return *end == '\0' && port > 0 && port <= 65535 ? (unsigned)port : 0;
+}
+
+/* Fail the test with what the child said on stderr. */
+static void
+abort_start(struct harness_proc *p, const char *what, const char *line)
+{
+    char log[2048];
+
+    harness_log(p, log, sizeof log);
+    ck_abort_msg("%s did not start: %s \"%s\"; stderr: %s", p->name, what, line,
+                 log);
+}
+
+struct harness_proc *
+harness_start_echo(const char *mode, unsigned port)
+{
+    char mode_env[32], port_env[32], line[256];
+    const char *env[] = {mode_env, port_env, NULL};
+    struct harness_proc *p;
+
+    snprintf(mode_env, sizeof mode_env, "MODE=%s", mode);
+    snprintf(port_env, sizeof port_env, "PORT=%u", port);
+    p = harness_spawn("echo", getenv("ECHO_BIN"), env);
+    ck_assert_msg(p != NULL, "spawn echo: %s", strerror(errno));
+    line[0] = '\0';
+    if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
+        strncmp(line, "echo listening on :", 19) != 0 ||
+        (p->port = parse_port(line)) == 0)
+        abort_start(p, "want \"echo listening on :<port>\", got", line);
+    return p;
+}
+
+struct harness_proc *
+harness_start_harbor(const char *backends, const char *const env[])
+{
+    char backends_env[4096], line[512];
+    const char *v[32];
+    size_t n = 0;
+    struct harness_proc *p;
+
+    /* Defaults first: build_env() lets the later, caller's, entries win. */
+    snprintf(backends_env, sizeof backends_env, "BACKENDS=%s", backends);
+    v[n++] = "LISTEN=127.0.0.1:0";
+    v[n++] = "LOG_LEVEL=info";
+    v[n++] = backends_env;
+    for (size_t i = 0; env != NULL && env[i] != NULL && n < 31; i++)
+        v[n++] = env[i];
+    v[n] = NULL;
+    p = harness_spawn("harbor", getenv("HARBOR_BIN"), v);
+    ck_assert_msg(p != NULL, "spawn harbor: %s", strerror(errno));
+    line[0] = '\0';
+    if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
+        strcmp(line, "Harbor Up") != 0)
+        abort_start(p, "want \"Harbor Up\", got", line);
+    line[0] = '\0';
+    if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
+        strncmp(line, "listening on ", 13) != 0 ||
+        (p->port = parse_port(line)) == 0)
+        abort_start(p, "want \"listening on <host>:<port>\", got", line);
+    return p;
+}
+
+void
+harness_backends(char *buf, size_t len, const unsigned ports[], size_t n)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s127.0.0.1:%u",
+                                i > 0 ? "," : "", ports[i]);
+}
+
+/* ---- logs ------------------------------------------------------------- */
+
+size_t
+harness_log(struct harness_proc *p, char *buf, size_t len)
+{
+    ssize_t n = pread(p->err_fd, buf, len - 1, 0);
+
+    n = n < 0 ? 0 : n;
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
+const char *
+harness_log_tail(struct harness_proc *p)
+{
+    static char tail[4096];
+    struct stat st;
+    off_t from = 0;
+    ssize_t n;
+
+    if (fstat(p->err_fd, &st) == 0 && st.st_size >= (off_t)sizeof tail)
+        from = st.st_size - (off_t)sizeof tail + 1;
+    n = pread(p->err_fd, tail, sizeof tail - 1, from);
+    tail[n < 0 ? 0 : n] = '\0';
+    return tail;
+}
+
+void
+harness_log_mark(struct harness_proc *p)
+{
+    /* fstat, not lseek: the child shares this file's offset. */
+    struct stat st;
+
+    p->log_mark = fstat(p->err_fd, &st) < 0 ? 0 : (size_t)st.st_size;
+}
+
+int
+harness_wait_log_line(struct harness_proc *p, const char *needle, char *line,
+                      size_t len, int timeout_ms)
+{
+    static char log[1 << 20];
+    long deadline = harness_now_ms() + timeout_ms;
+
+    for (;;) {
+        size_t n = harness_log(p, log, sizeof log);
+        const char *hit =
+            n > p->log_mark ? strstr(log + p->log_mark, needle) : NULL;
+
+        if (hit != NULL) {
+            const char *start = hit, *end = strchr(hit, '\n');
+
+            while (start > log + p->log_mark && start[-1] != '\n')
+                start--;
+            if (end == NULL)
+                end = log + n;
+            if (line != NULL)
+                snprintf(line, len, "%.*s", (int)(end - start), start);
+            return 0;
+        }
+        if (harness_now_ms() >= deadline)
+            return -1;
+        sleep_ms(STEP_MS);
+    }
+}
+
+int
+harness_wait_log(struct harness_proc *p, const char *needle, int timeout_ms)
+{
+    return harness_wait_log_line(p, needle, NULL, 0, timeout_ms);
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+void
+harness_buf_free(struct harness_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static void
+buf_append(struct harness_buf *b, const void *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 4096;
+        unsigned char *d;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        d = realloc(b->data, cap);
+        ck_assert_msg(d != NULL, "out of memory");
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+const char *
+harness_end_name(enum harness_end e)
+{
+    static const char *const names[] = {"done", "EOF", "reset", "timeout",
+                                        "error"};
+
+    return names[e];
+}
+
+static int
+set_timeouts(int fd)
+{
+    struct timeval tv = {HARNESS_IO_MS / 1000, (HARNESS_IO_MS % 1000) * 1000};
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+loopback_socket(unsigned port, struct sockaddr_in *sin, int flags)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((unsigned short)port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && set_timeouts(fd) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+harness_connect(unsigned port)
+{
+    struct sockaddr_in sin;
+    struct pollfd pfd;
+    int fd = loopback_socket(port, &sin, SOCK_NONBLOCK), err = 0;
+    socklen_t errlen = sizeof err;
+
+    if (fd < 0)
+        return -1;
+    /* Non-blocking connect, so the wait for it has a deadline. */
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        if (errno != EINPROGRESS)
+            goto fail;
+        pfd = (struct pollfd){fd, POLLOUT, 0};
+        if (poll(&pfd, 1, HARNESS_IO_MS) <= 0) {
+            errno = ETIMEDOUT;
+            goto fail;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0)
+            goto fail;
+        if (err != 0) {
+            errno = err;
+            goto fail;
+        }
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        goto fail;
+    return fd;
+
+fail:
+    err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+int
+harness_send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL); /* SO_SNDTIMEO bounds it */
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void
+harness_reset(int fd)
+{
+    /* A zero linger makes close() send RST instead of FIN. */
+    struct linger lg = {1, 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+/*
+ * The one loop under every exchange: send out[] as the socket takes it,
+ * read whatever arrives, and stop when done() says the reply is complete,
+ * at EOF, at an error, or at the deadline.
+ */
+static enum harness_end
+pump(int fd, const void *out, size_t n, int shut_wr, struct harness_buf *in,
+     long deadline, int (*done)(const struct harness_buf *, void *), void *arg)
+{
+    const unsigned char *o = out;
+    size_t sent = 0;
+    int shut = 0;
+
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        unsigned char chunk[65536];
+        long left = deadline - harness_now_ms();
+        ssize_t r;
+
+        if (sent == n && shut_wr && !shut) {
+            shutdown(fd, SHUT_WR); /* forward our EOF, keep reading */
+            shut = 1;
+        }
+        if (done != NULL && done(in, arg))
+            return HARNESS_DONE;
+        if (left <= 0)
+            return HARNESS_TIMEOUT;
+        if (sent < n)
+            pfd.events |= POLLOUT;
+        r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return HARNESS_ERROR;
+        if (r == 0)
+            return HARNESS_TIMEOUT;
+        if (sent < n && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
+            r = send(fd, o + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (r > 0)
+                sent += (size_t)r;
+            else if (errno != EAGAIN && errno != EINTR)
+                sent = n; /* the peer is gone: read what it left us */
+        }
+        if (!(pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        r = recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (r > 0)
+            buf_append(in, chunk, (size_t)r);
+        else if (r == 0)
+            return HARNESS_EOF;
+        else if (errno == ECONNRESET)
+            return HARNESS_RESET;
+        else if (errno != EAGAIN && errno != EINTR)
+            return HARNESS_ERROR;
+    }
+}
+
+enum harness_end
+harness_read_to_end(int fd, struct harness_buf *in, int timeout_ms)
+{
+    return pump(fd, NULL, 0, 0, in, harness_now_ms() + timeout_ms, NULL, NULL);
+}
+
+enum harness_end
+harness_exchange(int fd, const void *out, size_t n, int shut_wr,
+                 struct harness_buf *in, int timeout_ms)
+{
+    return pump(fd, out, n, shut_wr, in, harness_now_ms() + timeout_ms, NULL,
+                NULL);
+}
+
+static int
+bound_socket(unsigned *port, int backlog)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int fd = loopback_socket(0, &sin, 0);
+
+    if (fd < 0)
+        return -1;
+    /* No SO_REUSEADDR: nobody else may bind this port while we hold it. */
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) < 0 ||
+        (backlog > 0 && listen(fd, backlog) < 0)) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+int
+harness_refusing_port(unsigned *port)
+{
+    /* Bound, never listening: Linux answers a connect with RST. */
+    return bound_socket(port, 0);
+}
+
+int
+harness_busy_port(unsigned *port)
+{
+    return bound_socket(port, 1);
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+/* Copy header name's value (trimmed) from the header block into out. */
+static void
+header(const char *head, size_t head_len, const char *name, char *out,
+       size_t len)
+{
+    size_t nlen = strlen(name);
+    const char *p = strstr(head, "\r\n"), *end = head + head_len;
+
+    out[0] = '\0';
+    while (p != NULL && p + 2 < end) {
+        p += 2;
+        if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1, *e = strstr(v, "\r\n");
+
+            while (*v == ' ' || *v == '\t')
+                v++;
+            snprintf(out, len, "%.*s", (int)(e - v), v);
+            return;
+        }
+        p = strstr(p, "\r\n");
+    }
+}
+
+/*
+ * Parse what has arrived; 1 when a whole response is in.  At EOF, a
+ * response without Content-Length is whole: its body ran to the close.
+ */
+static int
+http_parse_at(const struct harness_buf *in, struct harness_http_response *rs,
+              int eof)
+{
+    const char *data = (const char *)in->data;
+    const char *eoh = in->len > 0 ? strstr(data, "\r\n\r\n") : NULL;
+    size_t head_len;
+    char cl[32];
+    int status;
+
+    if (eoh == NULL)
+        return 0;
+    head_len = (size_t)(eoh - data) + 4;
+    if (sscanf(data, "HTTP/1.%*d %3d", &status) != 1)
+        return 0;
+    header(data, head_len, "Content-Length", cl, sizeof cl);
+    rs->content_length = cl[0] != '\0' ? strtol(cl, NULL, 10) : -1;
+    if (rs->content_length < 0 && !eof)
+        return 0;
+    if (rs->content_length >= 0 &&
+        in->len < head_len + (size_t)rs->content_length)
+        return 0;
+    rs->status = status;
+    header(data, head_len, "X-Served-By", rs->served_by, sizeof rs->served_by);
+    header(data, head_len, "Content-Type", rs->content_type,
+           sizeof rs->content_type);
+    header(data, head_len, "Connection", rs->connection, sizeof rs->connection);
+    rs->body = data + head_len;
+    rs->body_len = rs->content_length >= 0 ? (size_t)rs->content_length
+                                           : in->len - head_len;
+    rs->extra = in->len - head_len - rs->body_len;
+    return 1;
+}
+
+static int
+http_parse(const struct harness_buf *in, void *arg)
+{
+    return http_parse_at(in, arg, 0);
+}
+
+int
+harness_http_raw(int fd, const void *req, size_t n,
+                 struct harness_http_response *rs)
+{
+    long start = harness_now_ms();
+
+    memset(rs, 0, sizeof *rs);
+    rs->content_length = -1;
+    rs->end =
+        pump(fd, req, n, 0, &rs->raw, start + HARNESS_XFER_MS, http_parse, rs);
+    rs->elapsed_ms = harness_now_ms() - start;
+    if (rs->end == HARNESS_DONE ||
+        (rs->end == HARNESS_EOF && http_parse_at(&rs->raw, rs, 1)))
+        return 0;
+    rs->status = 0;
+    return -1;
+}
+
+int
+harness_http(int fd, const struct harness_http_request *rq,
+             struct harness_http_response *rs)
+{
+    struct harness_buf req = {0};
+    char head[1024];
+    int n, r;
+
+    n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                 rq->method, rq->path);
+    if (rq->body != NULL)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Content-Length: %zu\r\n", rq->body_len);
+    if (rq->close)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Connection: close\r\n");
+    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    buf_append(&req, head, (size_t)n);
+    if (rq->body != NULL)
+        buf_append(&req, rq->body, rq->body_len);
+    r = harness_http_raw(fd, req.data, req.len, rs);
+    harness_buf_free(&req);
+    return r;
+}
+
+int
+harness_http_get(unsigned port, const char *path,
+                 struct harness_http_response *rs)
+{
+    struct harness_http_request rq = {"GET", path, NULL, 0, 1};
+    int fd = harness_connect(port), r;
+
+    if (fd < 0) {
+        memset(rs, 0, sizeof *rs);
+        rs->end = HARNESS_ERROR;
+        return -1;
+    }
+    r = harness_http(fd, &rq, rs);
+    close(fd);
+    return r;
+}
+
+void
+harness_http_response_free(struct harness_http_response *rs)
+{
+    harness_buf_free(&rs->raw);
+    rs->body = NULL;
+}
+
+unsigned
+harness_served_port(const struct harness_http_response *rs)
+{
+    return rs->served_by[0] == ':' ? parse_port(rs->served_by) : 0;
+}
+
+/* ---- odds and ends ---------------------------------------------------- */
+
+void
+harness_random(void *buf, size_t n, uint32_t seed)
+{
+    unsigned char *p = buf;
+    uint32_t x = seed != 0 ? seed : 1;
+
+    /* xorshift32: reproducible bytes, so a failure can be replayed. */
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)(x >> 24);
+    }
+}
+
+int
+harness_contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    for (; *hay != '\0'; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return 1;
+    return n == 0;
+}

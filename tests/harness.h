@@ -1,0 +1,183 @@
+/*
+ * harness.h - the integration test harness: start echo and harbor as child
+ * processes, wait for what they print, and talk to them over loopback.
+ * Every wait is bounded and every child is reaped by pid, so a broken
+ * balancer fails a scenario instead of hanging the suite.  Scenario files
+ * (scenario_NN*.c) use only this header; scenarios.c builds the suite.
+ */
+#ifndef HARBOR_HARNESS_H
+#define HARBOR_HARNESS_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Time limits in milliseconds.  They bound waits that normally end in
+ * microseconds; they only matter when the code under test is broken.
+ */
+#define HARNESS_IO_MS     5000  /* SO_RCVTIMEO/SO_SNDTIMEO, connect */
+#define HARNESS_XFER_MS   15000 /* one whole request/response or echo */
+#define HARNESS_START_MS  10000 /* a child's "listening on" line */
+#define HARNESS_STOP_MS   5000  /* SIGTERM, then SIGKILL */
+#define HARNESS_PROMPT_MS 3000  /* "closes the client promptly" */
+
+/* A child process: its stdout is a pipe, its stderr an unlinked file. */
+struct harness_proc {
+    char name[16]; /* "echo", "harbor": for failure messages */
+    pid_t pid;
+    int reaped; /* 1 once waitpid() returned it; status is valid */
+    int status; /* wait status */
+    int out_fd; /* read end of the stdout pipe */
+    int out_eof;
+    char out[4096]; /* stdout read but not yet returned as lines */
+    size_t out_len;
+    int err_fd;      /* the stderr file, read with pread() */
+    size_t log_mark; /* harness_wait_log() looks at stderr after this */
+    unsigned port;   /* the port from the listening line, 0 if none */
+};
+
+/* The result of harness_run(): a child run to completion. */
+struct harness_run {
+    int status;    /* wait status */
+    int timed_out; /* 1 if it had to be killed */
+    char out[4096];
+    size_t out_len;
+    char err[4096];
+    size_t err_len;
+};
+
+/* The chapter under test (HARBOR_CH), and the binaries (HARBOR_BIN,
+ * ECHO_BIN).  harness_env_ok() prints what is missing and returns -1. */
+int harness_chapter(void);
+int harness_env_ok(void);
+
+/*
+ * A TCase named name, tagged "chNN" (and extra_tags, if not NULL), with
+ * the harness's timeout and teardown, added to s.  The timeout is 30 s
+ * unless CK_DEFAULT_TIMEOUT is set; CK_TIMEOUT_MULTIPLIER scales both.
+ */
+TCase *harness_tcase(Suite *s, const char *name, int chapter,
+                     const char *extra_tags);
+
+/*
+ * Processes.  Call these from the test's main thread only: a child's
+ * PR_SET_PDEATHSIG fires when the *thread* that forked it ends.
+ * env is a NULL-terminated array of "K=V" added to (or replacing entries
+ * of) the inherited environment; NULL means none.
+ */
+struct harness_proc *harness_spawn(const char *name, const char *bin,
+                                   const char *const env[]);
+int harness_read_line(struct harness_proc *p, char *line, size_t len,
+                      int timeout_ms);
+int harness_alive(struct harness_proc *p);
+int harness_wait_exit(struct harness_proc *p, int timeout_ms, int *status);
+void harness_kill(struct harness_proc *p, int sig);
+void harness_stop(struct harness_proc *p);
+void harness_cleanup(void);
+int harness_run(const char *bin, const char *const env[], int timeout_ms,
+                struct harness_run *r);
+
+/*
+ * echo and harbor, started and listening, or the test fails.  mode is
+ * "http" or "tcp"; port 0 picks a free one.  start_harbor sets
+ * LISTEN=127.0.0.1:0 and LOG_LEVEL=info unless env gives them.
+ */
+struct harness_proc *harness_start_echo(const char *mode, unsigned port);
+struct harness_proc *harness_start_harbor(const char *backends,
+                                          const char *const env[]);
+/* "127.0.0.1:p1,127.0.0.1:p2,..." into buf. */
+void harness_backends(char *buf, size_t len, const unsigned ports[], size_t n);
+
+/* stderr: all of it so far (NUL-terminated; returns the length), or wait
+ * for a line containing needle that was written after the last mark. */
+size_t harness_log(struct harness_proc *p, char *buf, size_t len);
+/* The last few KiB of stderr, for failure messages (a static buffer). */
+const char *harness_log_tail(struct harness_proc *p);
+void harness_log_mark(struct harness_proc *p);
+int harness_wait_log(struct harness_proc *p, const char *needle,
+                     int timeout_ms);
+int harness_wait_log_line(struct harness_proc *p, const char *needle,
+                          char *line, size_t len, int timeout_ms);
+
+/* A growable byte buffer, always NUL-terminated for convenience. */
+struct harness_buf {
+    unsigned char *data;
+    size_t len, cap;
+};
+void harness_buf_free(struct harness_buf *b);
+
+/* How reading a connection ended. */
+enum harness_end {
+    HARNESS_DONE,    /* got what was asked for; the connection is open */
+    HARNESS_EOF,     /* the peer closed its side (FIN) */
+    HARNESS_RESET,   /* ECONNRESET */
+    HARNESS_TIMEOUT, /* nothing ended it before the deadline */
+    HARNESS_ERROR    /* any other error; errno says which */
+};
+const char *harness_end_name(enum harness_end e);
+
+/*
+ * Sockets.  Every socket the harness makes is close-on-exec and has
+ * SO_RCVTIMEO/SO_SNDTIMEO of HARNESS_IO_MS.  harness_connect returns an fd
+ * connected to 127.0.0.1:port, or -1 with errno set.
+ */
+int harness_connect(unsigned port);
+int harness_send_all(int fd, const void *buf, size_t n);
+void harness_reset(int fd);
+/* Read until EOF, reset, error or timeout_ms, appending to in. */
+enum harness_end harness_read_to_end(int fd, struct harness_buf *in,
+                                     int timeout_ms);
+/* Send n bytes while reading what comes back (so neither side can stall
+ * the other), shutdown(SHUT_WR) after the last one if shut_wr, then read
+ * until the peer closes. */
+enum harness_end harness_exchange(int fd, const void *out, size_t n,
+                                  int shut_wr, struct harness_buf *in,
+                                  int timeout_ms);
+/* A port nobody listens on: the returned fd is bound to 127.0.0.1:*port
+ * but not listening, so connects are refused until it is closed. */
+int harness_refusing_port(unsigned *port);
+/* A port already in use: the returned fd listens on 127.0.0.1:*port. */
+int harness_busy_port(unsigned *port);
+
+/* A minimal HTTP/1.1 client: one request, one Content-Length response. */
+struct harness_http_request {
+    const char *method;
+    const char *path;
+    const void *body; /* NULL: no body, no Content-Length */
+    size_t body_len;
+    int close; /* send Connection: close */
+};
+
+struct harness_http_response {
+    int status; /* 0 when no complete response arrived */
+    char served_by[32];
+    char content_type[64];
+    char connection[32];
+    long content_length; /* -1 when absent */
+    const char *body;    /* points into raw, NUL-terminated */
+    size_t body_len;
+    size_t extra;    /* bytes after the body: a framing bug */
+    long elapsed_ms; /* from the first byte sent to the last read */
+    enum harness_end end;
+    struct harness_buf raw;
+};
+
+int harness_http(int fd, const struct harness_http_request *rq,
+                 struct harness_http_response *rs);
+int harness_http_raw(int fd, const void *req, size_t n,
+                     struct harness_http_response *rs);
+/* Connect to port, send method path with Connection: close, read. */
+int harness_http_get(unsigned port, const char *path,
+                     struct harness_http_response *rs);
+void harness_http_response_free(struct harness_http_response *rs);
+/* The port in an X-Served-By value ":9001", or 0. */
+unsigned harness_served_port(const struct harness_http_response *rs);
+
+/* Odds and ends. */
+long harness_now_ms(void);
+void harness_random(void *buf, size_t n, uint32_t seed);
+int harness_contains_ci(const char *hay, const char *needle);
+
+#endif
