@@ -101,7 +101,7 @@ test-mine: deps
 # signal, so its exit status cannot carry them); any file there fails the run.
 SAN_ENV = ASAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:abort_on_error=1 \
           UBSAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:print_stacktrace=1:halt_on_error=1 \
-          TSAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:second_deadlock_stack=1
+          TSAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:second_deadlock_stack=1:atexit_sleep_ms=0
 sanitize: deps
 	@rm -f $(BUILD)/asan/report.* $(BUILD)/tsan/report.*
 	$(call SAN_ENV,asan) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan \

@@ -13,6 +13,9 @@
 
 void scenarios_00_echo(Suite *s);
 void scenarios_01(Suite *s);
+void scenarios_02(Suite *s);
+void scenarios_03(Suite *s);
+void scenarios_04(Suite *s);
 
 /* Which chapter introduced each group of scenarios. */
 static const struct {
@@ -20,7 +23,8 @@ static const struct {
     void (*add)(Suite *s);
 } groups[] = {
     {1, scenarios_00_echo}, /* the echo backend arrived with chapter 01 */
-    {1, scenarios_01},
+    {1, scenarios_01},      {2, scenarios_02},
+    {3, scenarios_03},      {4, scenarios_04},
 };
 
 int

@@ -73,21 +73,22 @@ struct checkers {
 };
 
 /* A job for a worker thread (workers.c). */
-struct workers;
+struct worker;
 struct job {
     void (*fn)(void *arg);
     void *arg;
-    struct workers *w; /* set by workers_run() */
-    struct job *next;  /* on w->head; guarded by w->lock */
+    struct job *next; /* on workers.head; guarded by its lock */
 };
 
 /* Parked threads, and the jobs handed to them. */
 struct workers {
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake;  /* signalled when a job is queued */
-    struct job *head, **tail;
-    int queued; /* jobs on the queue */
-    int idle;   /* threads parked, waiting for a job */
+    pthread_mutex_t lock;     /* guards everything below */
+    pthread_cond_t wake;      /* signalled when a job is queued */
+    struct job *head, **tail; /* jobs handed over, not yet taken */
+    struct worker *all;       /* every thread that may still be joined */
+    int queued;               /* jobs on the queue */
+    int idle;                 /* threads parked, waiting for a job */
+    int stop;                 /* shutting down: parked threads end */
 };
 
 struct harbor {
@@ -162,5 +163,6 @@ int bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
 
 int workers_init(struct workers *w);
 int workers_run(struct workers *w, struct job *j);
+void workers_stop(struct workers *w);
 
 #endif

@@ -231,6 +231,7 @@ main(void)
     if (h.reload.running)
         reload_stop(&h);
     health_sync(&h, 1);
+    workers_stop(&h.workers);
     pool_destroy(&h.pool);
     return 0;
 }

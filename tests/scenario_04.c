@@ -1,0 +1,287 @@
+/*
+ * scenario_04.c - chapter 04 (shutdown): on SIGTERM or SIGINT Harbor stops
+ * accepting at once, lets live connections finish for DRAIN_TIMEOUT_MS,
+ * closes the rest and exits 0; a second signal skips the drain.  Each
+ * scenario holds its client open through a raw TCP echo, signals Harbor,
+ * and watches the listener, the client and the exit status.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/*
+ * "Promptly": loose enough for a loaded machine under a sanitizer (TSan
+ * alone sleeps a second at exit: its atexit_sleep_ms), yet far short of
+ * the drain deadlines the scenarios set when they expect a prompt exit.
+ */
+#define PROMPT_EXIT_MS 3000
+
+/* Harbor and the MODE=tcp echo behind it. */
+struct stage {
+    struct harness_proc *echo, *harbor;
+};
+
+static void
+stage_up(struct stage *st, const char *drain_timeout)
+{
+    char backends[32], drain[48];
+    const char *env[] = {drain, NULL};
+
+    st->echo = harness_start_echo("tcp", 0);
+    snprintf(backends, sizeof backends, "127.0.0.1:%u", st->echo->port);
+    snprintf(drain, sizeof drain, "DRAIN_TIMEOUT_MS=%s", drain_timeout);
+    st->harbor = harness_start_harbor(backends, env);
+}
+
+static void
+stage_down(struct stage *st)
+{
+    harness_stop(st->harbor);
+    harness_stop(st->echo);
+}
+
+/*
+ * Send msg and read its echo within HARNESS_PROMPT_MS; HARNESS_DONE when
+ * it came back whole, otherwise how the reading ended.
+ */
+static enum harness_end
+echo_round(int fd, const char *msg)
+{
+    long deadline = harness_now_ms() + HARNESS_PROMPT_MS;
+    size_t n = strlen(msg), got = 0;
+    char buf[64];
+
+    if (n > sizeof buf)
+        return HARNESS_ERROR; /* a test's own mistake: keep msgs short */
+    if (harness_send_all(fd, msg, n) < 0)
+        return errno == ECONNRESET || errno == EPIPE ? HARNESS_RESET
+                                                     : HARNESS_ERROR;
+    while (got < n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        long left = deadline - harness_now_ms();
+        ssize_t r;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            return HARNESS_TIMEOUT;
+        r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            return HARNESS_EOF;
+        else if (errno == ECONNRESET)
+            return HARNESS_RESET;
+        else if (errno != EAGAIN && errno != EINTR)
+            return HARNESS_ERROR;
+    }
+    return memcmp(buf, msg, n) == 0 ? HARNESS_DONE : HARNESS_ERROR;
+}
+
+/* A client through Harbor to the echo, proven live by one round trip. */
+static int
+held_client(const struct stage *st)
+{
+    int fd = harness_connect(st->harbor->port);
+    enum harness_end end;
+
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    end = echo_round(fd, "hold");
+    ck_assert_msg(end == HARNESS_DONE, "held client before the signal: %s",
+                  harness_end_name(end));
+    return fd;
+}
+
+/* Wait for needle on Harbor's stderr, or fail showing all of it. */
+static void
+assert_log(struct harness_proc *harbor, const char *needle)
+{
+    char log[4096];
+
+    if (harness_wait_log(harbor, needle, HARNESS_PROMPT_MS) == 0)
+        return;
+    harness_log(harbor, log, sizeof log);
+    ck_abort_msg("no \"%s\" on stderr: %s", needle, log);
+}
+
+/*
+ * Harbor exits 0 within timeout_ms of the call, or the test fails with its
+ * stderr.  Returns how long the exit took.
+ */
+static long
+assert_exits_0_within(struct harness_proc *harbor, int timeout_ms)
+{
+    long start = harness_now_ms();
+    int status = 0;
+    char log[4096];
+
+    if (harness_wait_exit(harbor, timeout_ms, &status) < 0) {
+        harness_log(harbor, log, sizeof log);
+        ck_abort_msg("harbor did not exit within %d ms; stderr: %s", timeout_ms,
+                     log);
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "wait status %#x, want exit 0", (unsigned)status);
+    return harness_now_ms() - start;
+}
+
+START_TEST(sigterm_refuses_new_clients_and_drains_the_held_one)
+{
+    struct stage st;
+    char log[4096];
+    int fd, late;
+
+    stage_up(&st, "5000");
+    fd = held_client(&st);
+    harness_log_mark(st.harbor);
+    harness_kill(st.harbor, SIGTERM);
+    assert_log(st.harbor, "draining 1 connections");
+
+    /* The listener was closed before the drain began: refused at once. */
+    late = harness_connect(st.harbor->port);
+    ck_assert_msg(late < 0 && errno == ECONNREFUSED,
+                  "connect during the drain: %s, want refused",
+                  late >= 0 ? "accepted" : strerror(errno));
+
+    ck_assert_msg(echo_round(fd, "during the drain") == HARNESS_DONE,
+                  "held client stopped working during the drain");
+    ck_assert(harness_alive(st.harbor));
+    close(fd);
+    assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
+    assert_log(st.harbor, "shutdown complete");
+    harness_log(st.harbor, log, sizeof log);
+    ck_assert_msg(strstr(log, "closing 1 connections") == NULL,
+                  "the drained connection was cut instead: %s", log);
+    stage_down(&st);
+}
+END_TEST
+
+START_TEST(drain_deadline_closes_held_idle_client_and_exits_0)
+{
+    struct stage st;
+    struct harness_buf in = {0};
+    enum harness_end end;
+    long ms;
+    int fd;
+
+    stage_up(&st, "500");
+    fd = held_client(&st);
+    harness_log_mark(st.harbor);
+    harness_kill(st.harbor, SIGTERM);
+    ms = assert_exits_0_within(st.harbor, 500 + PROMPT_EXIT_MS);
+    ck_assert_msg(ms >= 400,
+                  "exited %ld ms after SIGTERM, before the "
+                  "500 ms drain deadline",
+                  ms);
+    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
+    ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
+                  "held client after the exit: %s, want closed",
+                  harness_end_name(end));
+    ck_assert_uint_eq(in.len, 0);
+    harness_buf_free(&in);
+    assert_log(st.harbor, "draining 1 connections");
+    assert_log(st.harbor, "shutdown complete");
+    close(fd);
+    stage_down(&st);
+}
+END_TEST
+
+/* SIGTERM then SIGINT, or the other way round. */
+static const int first_signal[] = {SIGTERM, SIGINT};
+
+START_TEST(second_signal_skips_the_drain)
+{
+    int first = first_signal[_i], second = first == SIGTERM ? SIGINT : SIGTERM;
+    struct stage st;
+    struct harness_buf in = {0};
+    enum harness_end end;
+    int fd;
+
+    stage_up(&st, "20000");
+    fd = held_client(&st);
+    harness_log_mark(st.harbor);
+    harness_kill(st.harbor, first);
+    /* Only once the drain has begun is the next signal a second one. */
+    assert_log(st.harbor, "draining 1 connections");
+    harness_kill(st.harbor, second);
+    assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
+    assert_log(st.harbor, "shutdown complete");
+    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
+    ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
+                  "held client after the exit: %s, want closed",
+                  harness_end_name(end));
+    harness_buf_free(&in);
+    close(fd);
+    stage_down(&st);
+}
+END_TEST
+
+START_TEST(signal_with_no_connections_exits_0_promptly)
+{
+    struct stage st;
+
+    stage_up(&st, "10000");
+    harness_log_mark(st.harbor);
+    harness_kill(st.harbor, first_signal[_i]);
+    assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
+    assert_log(st.harbor, "draining 0 connections");
+    assert_log(st.harbor, "shutdown complete");
+    stage_down(&st);
+}
+END_TEST
+
+static const char *const bad_drain[] = {"abc", "-1"};
+
+START_TEST(bad_drain_timeout_exits_2_with_one_stderr_line)
+{
+    const char *value = bad_drain[_i];
+    char bad[64], want[64];
+    const char *env[] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
+                         "LOG_LEVEL=info", bad, NULL};
+    static const char prefix[] = "harbor: DRAIN_TIMEOUT_MS: ";
+    struct harness_run r;
+
+    snprintf(bad, sizeof bad, "DRAIN_TIMEOUT_MS=%s", value);
+    ck_assert_msg(
+        harness_run(getenv("HARBOR_BIN"), env, HARNESS_START_MS, &r) == 0,
+        "%s: harbor did not exit; stderr: %s", bad, r.err);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
+                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
+                  (unsigned)r.status, r.err);
+    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
+    /* harbor: VAR: <reason>: "value", and nothing else. */
+    ck_assert_msg(strncmp(r.err, prefix, sizeof prefix - 1) == 0,
+                  "%s: want %s..., got: %s", bad, prefix, r.err);
+    snprintf(want, sizeof want, ": \"%s\"\n", value);
+    ck_assert_msg(r.err_len > sizeof prefix - 1 + strlen(want) &&
+                      strcmp(r.err + r.err_len - strlen(want), want) == 0 &&
+                      strchr(r.err, '\n') == r.err + r.err_len - 1,
+                  "%s: want one line ending %s, got: %s", bad, want, r.err);
+}
+END_TEST
+
+void
+scenarios_04(Suite *s)
+{
+    TCase *tc;
+
+    tc = harness_tcase(s, "shutdown", 4, NULL);
+    tcase_add_test(tc, sigterm_refuses_new_clients_and_drains_the_held_one);
+    tcase_add_test(tc, drain_deadline_closes_held_idle_client_and_exits_0);
+    tcase_add_loop_test(tc, second_signal_skips_the_drain, 0,
+                        COUNT(first_signal));
+    tcase_add_loop_test(tc, signal_with_no_connections_exits_0_promptly, 0,
+                        COUNT(first_signal));
+
+    tc = harness_tcase(s, "shutdown-config", 4, NULL);
+    tcase_add_loop_test(tc, bad_drain_timeout_exits_2_with_one_stderr_line, 0,
+                        COUNT(bad_drain));
+}
