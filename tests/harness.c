@@ -405,6 +405,34 @@ harness_run(const char *bin, const char *const env[], int timeout_ms,
     return r->timed_out ? -1 : 0;
 }
 
+void
+harness_assert_config_error(const char *var, const char *value)
+{
+    char bad[256], prefix[64], suffix[256];
+    const char *env[] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
+                         "LOG_LEVEL=info", bad, NULL};
+    struct harness_run r;
+    size_t plen, slen;
+
+    snprintf(bad, sizeof bad, "%s=%s", var, value);
+    plen = (size_t)snprintf(prefix, sizeof prefix, "harbor: %s: ", var);
+    slen = (size_t)snprintf(suffix, sizeof suffix, ": \"%s\"\n", value);
+    ck_assert_msg(
+        harness_run(getenv("HARBOR_BIN"), env, HARNESS_START_MS, &r) == 0,
+        "%s: harbor did not exit; stderr: %s", bad, r.err);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
+                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
+                  (unsigned)r.status, r.err);
+    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
+    ck_assert_msg(r.err_len > plen + slen &&
+                      strchr(r.err, '\n') == r.err + r.err_len - 1,
+                  "%s: want one line, got: %s", bad, r.err);
+    ck_assert_msg(strncmp(r.err, prefix, plen) == 0, "%s: want %s..., got: %s",
+                  bad, prefix, r.err);
+    ck_assert_msg(strcmp(r.err + r.err_len - slen, suffix) == 0,
+                  "%s: want ...%s, got: %s", bad, suffix, r.err);
+}
+
 /* The port at the end of "...:<port>", or 0. */
 static unsigned
 parse_port(const char *line)

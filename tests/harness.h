@@ -80,6 +80,14 @@ int harness_run(const char *bin, const char *const env[], int timeout_ms,
                 struct harness_run *r);
 
 /*
+ * The contract for bad configuration: HARBOR_BIN with var=value (and valid
+ * LISTEN, BACKENDS, LOG_LEVEL unless var is one of them) exits 2 before it
+ * binds, prints nothing on stdout and one stderr line,
+ * harbor: <var>: <reason>: "<value>".  Fails the test otherwise.
+ */
+void harness_assert_config_error(const char *var, const char *value);
+
+/*
  * echo and harbor, started and listening, or the test fails.  mode is
  * "http" or "tcp"; port 0 picks a free one.  start_harbor sets
  * LISTEN=127.0.0.1:0 and LOG_LEVEL=info unless env gives them.

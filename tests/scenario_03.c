@@ -334,30 +334,7 @@ static const struct {
 
 START_TEST(bad_inflight_setting_exits_2_with_one_stderr_line)
 {
-    const char *var = bad_inflight[_i].var, *value = bad_inflight[_i].value;
-    char bad[256], want[256];
-    const char *env[] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
-                         "LOG_LEVEL=info", bad, NULL};
-    struct harness_run r;
-    size_t plen;
-
-    snprintf(bad, sizeof bad, "%s=%s", var, value);
-    ck_assert_msg(
-        harness_run(getenv("HARBOR_BIN"), env, HARNESS_START_MS, &r) == 0,
-        "%s: harbor did not exit; stderr: %s", bad, r.err);
-    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
-                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
-                  (unsigned)r.status, r.err);
-    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
-    /* harbor: VAR: <reason>: "value", and nothing else. */
-    plen = (size_t)snprintf(want, sizeof want, "harbor: %s: ", var);
-    ck_assert_msg(strncmp(r.err, want, plen) == 0, "%s: want %s..., got: %s",
-                  bad, want, r.err);
-    snprintf(want, sizeof want, ": \"%s\"\n", value);
-    ck_assert_msg(r.err_len > plen + strlen(want) &&
-                      strcmp(r.err + r.err_len - strlen(want), want) == 0 &&
-                      strchr(r.err, '\n') == r.err + r.err_len - 1,
-                  "%s: want one line ending %s, got: %s", bad, want, r.err);
+    harness_assert_config_error(bad_inflight[_i].var, bad_inflight[_i].value);
 }
 END_TEST
 

@@ -242,29 +242,7 @@ static const char *const bad_drain[] = {"abc", "-1"};
 
 START_TEST(bad_drain_timeout_exits_2_with_one_stderr_line)
 {
-    const char *value = bad_drain[_i];
-    char bad[64], want[64];
-    const char *env[] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
-                         "LOG_LEVEL=info", bad, NULL};
-    static const char prefix[] = "harbor: DRAIN_TIMEOUT_MS: ";
-    struct harness_run r;
-
-    snprintf(bad, sizeof bad, "DRAIN_TIMEOUT_MS=%s", value);
-    ck_assert_msg(
-        harness_run(getenv("HARBOR_BIN"), env, HARNESS_START_MS, &r) == 0,
-        "%s: harbor did not exit; stderr: %s", bad, r.err);
-    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
-                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
-                  (unsigned)r.status, r.err);
-    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
-    /* harbor: VAR: <reason>: "value", and nothing else. */
-    ck_assert_msg(strncmp(r.err, prefix, sizeof prefix - 1) == 0,
-                  "%s: want %s..., got: %s", bad, prefix, r.err);
-    snprintf(want, sizeof want, ": \"%s\"\n", value);
-    ck_assert_msg(r.err_len > sizeof prefix - 1 + strlen(want) &&
-                      strcmp(r.err + r.err_len - strlen(want), want) == 0 &&
-                      strchr(r.err, '\n') == r.err + r.err_len - 1,
-                  "%s: want one line ending %s, got: %s", bad, want, r.err);
+    harness_assert_config_error("DRAIN_TIMEOUT_MS", bad_drain[_i]);
 }
 END_TEST
 
