@@ -41,6 +41,8 @@ harbor_config(struct harbor *h)
     h->backends_file = getenv("BACKENDS_FILE");
     h->reload_interval_ms = (int)config_number("RELOAD_INTERVAL_MS", 1000);
     if (h->backends_file != NULL) {
+        /* Look before reading: a change from here on is a change. */
+        stat(h->backends_file, &h->reload.seen);
         if (backends_file_read(h->backends_file, &backends, &n, err,
                                sizeof(err)) < 0)
             config_fail("BACKENDS_FILE", err, h->backends_file);
@@ -199,13 +201,13 @@ main(void)
     fflush(stdout);
     log_info("listening on %s, strategy %s", bound, h.strategy.name);
     h.lfd = lfd;
-    if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0) {
-        log_error("signal thread: %s", strerror(err));
-        exit(1);
-    }
     health_sync(&h, 0);
     if (h.backends_file != NULL && reload_start(&h) < 0) {
         log_error("reload thread: %s", strerror(errno));
+        exit(1);
+    }
+    if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0) {
+        log_error("signal thread: %s", strerror(err));
         exit(1);
     }
 

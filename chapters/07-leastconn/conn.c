@@ -153,6 +153,34 @@ tried_before(struct backend *const *tried, int n, const struct backend *b)
 }
 
 /*
+ * The next up backend after `after` in pool order that is not in tried[],
+ * held; NULL if there is none.  A retry walks the pool instead of asking
+ * the strategy again: least-connections would hand back the same backend,
+ * idle because it is dead, every time.
+ */
+static struct backend *
+next_untried(struct pool *p, const struct backend *after,
+             struct backend *const *tried, int ntried)
+{
+    struct backend *b = NULL;
+    size_t start = 0, k;
+
+    pthread_rwlock_rdlock(&p->lock);
+    for (k = 0; k < p->n; k++)
+        if (p->v[k] == after)
+            start = k + 1;
+    for (k = 0; k < p->n && b == NULL; k++) {
+        b = p->v[(start + k) % p->n];
+        if (!atomic_load(&b->up) || tried_before(tried, ntried, b))
+            b = NULL;
+    }
+    if (b != NULL)
+        backend_hold(b);
+    pthread_rwlock_unlock(&p->lock);
+    return b;
+}
+
+/*
  * Pick a backend and dial it.  A failed connect counts as a failed health
  * check (passive detection), and the client moves on to the next up
  * backend it has not tried, up to RETRIES more times: a client sees a
@@ -165,23 +193,11 @@ conn_dial(struct conn *c, struct backend **bp)
 {
     struct harbor *h = c->h;
     struct strategy *s = &h->strategy;
-    struct backend *tried[RETRIES_MAX + 1], *b = NULL;
-    size_t turn, size;
+    struct backend *tried[RETRIES_MAX + 1], *b;
     int ntried = 0, fd = -1, i;
     char why[64];
 
-    while (fd < 0 && ntried <= h->retries) {
-        /* Within one turn of the pool, a pick finds any untried one. */
-        size = pool_size(&h->pool);
-        for (turn = 0; turn <= size; turn++) {
-            b = s->pick(s, &h->pool);
-            if (b == NULL || !tried_before(tried, ntried, b))
-                break;
-            backend_release(b);
-            b = NULL;
-        }
-        if (b == NULL)
-            break;
+    for (b = s->pick(s, &h->pool); b != NULL;) {
         s->start(s, b);
         if ((fd = dial(&b->addr, h->connect_timeout_ms)) >= 0) {
             *bp = b;
@@ -198,6 +214,8 @@ conn_dial(struct conn *c, struct backend **bp)
             health_report(h, b, 0, why);
         s->done(s, b);
         tried[ntried++] = b;
+        b = ntried <= h->retries ? next_untried(&h->pool, b, tried, ntried)
+                                 : NULL;
     }
     if (fd < 0)
         log_warn("%s: %s: %s, closed", __func__, c->peer,

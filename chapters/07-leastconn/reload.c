@@ -155,6 +155,9 @@ reload_now(struct harbor *h, const char *why)
      * leave seen alone so that the next look reads it again.
      */
     if (stat(h->backends_file, &after) == 0 && stat_differs(&before, &after)) {
+        log_warn("reload (%s): %s changed while being read; reading it "
+                 "again at the next look",
+                 why, h->backends_file);
         free(v);
         return;
     }
@@ -195,15 +198,17 @@ reload_main(void *arg)
     return NULL;
 }
 
-/* Start watching h->backends_file, as it is now.  0 or -1. */
+/*
+ * Start watching h->backends_file, from r->seen: its state before start-up
+ * read it, so that a change made since is seen as one.  Called before the
+ * signal thread exists, so that a SIGHUP never finds r half made.  0 or -1.
+ */
 int
 reload_start(struct harbor *h)
 {
     struct reload *r = &h->reload;
     int err;
 
-    memset(r, 0, sizeof(*r));
-    stat(h->backends_file, &r->seen);
     pthread_mutex_init(&r->lock, NULL);
     if ((err = cond_init_monotonic(&r->wake)) != 0 ||
         (err = pthread_create(&r->tid, NULL, reload_main, h)) != 0) {
