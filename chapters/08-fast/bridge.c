@@ -12,7 +12,8 @@
  * the source socket into a pipe and from the pipe into the destination
  * socket, page references handed from one kernel buffer to the next, where
  * read() and write() would copy every byte into user space and back.  Each
- * pump has its own pipe; it is empty whenever the pump goes back to read.
+ * pump uses its thread's pipe, kept from one job to the next; it is empty
+ * whenever the pump goes back to read.
  *
  * DEADLINES: each pump blocks in read() for at most a tick (SO_RCVTIMEO),
  * then asks whether any byte has moved *either way* within idle_ms.  One
@@ -28,6 +29,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -45,10 +47,66 @@ struct pump {
     int err;                  /* why it stopped: 0 for EOF */
     int idle_ms;              /* 0: no deadline */
     atomic_llong *last;       /* shared: ms when a byte last moved */
-    int pipe[2];              /* src -> pipe[1], pipe[0] -> dst */
+    int *pipe;                /* src -> pipe[1], pipe[0] -> dst */
     struct job job;           /* runs the reply pump on a worker */
     sem_t done;               /* posted when the reply pump has ended */
 };
+
+/*
+ * Each thread keeps one pipe for all the pumps it runs: making a pipe costs
+ * a pipe2() and two close()s, which a new connection per request would pay
+ * twice.  The key is the one piece of static state here; its destructor
+ * closes a thread's pipe when the thread ends.
+ */
+static pthread_key_t pipe_key;
+static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
+
+static void
+pipe_free(void *arg)
+{
+    int *fd = arg;
+
+    close(fd[0]);
+    close(fd[1]);
+    free(fd);
+}
+
+static void
+pipe_key_make(void)
+{
+    pthread_key_create(&pipe_key, pipe_free);
+}
+
+/* This thread's pipe, made on first use.  NULL with errno on failure. */
+static int *
+pipe_get(void)
+{
+    int *fd;
+
+    pthread_once(&pipe_once, pipe_key_make);
+    if ((fd = pthread_getspecific(pipe_key)) != NULL)
+        return fd;
+    if ((fd = malloc(2 * sizeof(*fd))) == NULL)
+        return NULL;
+    if (pipe2(fd, O_CLOEXEC) < 0) {
+        free(fd);
+        return NULL;
+    }
+    pthread_setspecific(pipe_key, fd);
+    return fd;
+}
+
+/* A failed write may leave bytes in the pipe: throw it away. */
+static void
+pipe_drop(void)
+{
+    int *fd = pthread_getspecific(pipe_key);
+
+    if (fd != NULL) {
+        pthread_setspecific(pipe_key, NULL);
+        pipe_free(fd);
+    }
+}
 
 static long long
 now_ms(void)
@@ -86,8 +144,10 @@ pump_write(struct pump *p, size_t n)
 static void
 pump_run(struct pump *p)
 {
-    ssize_t n;
+    ssize_t n = -1;
 
+    if ((p->pipe = pipe_get()) == NULL)
+        goto out;
     for (;;) {
         n = splice(p->src, NULL, p->pipe[1], NULL, BRIDGE_PIPE_LEN,
                    SPLICE_F_MOVE);
@@ -109,8 +169,11 @@ pump_run(struct pump *p)
         }
         p->bytes += (unsigned long long)n;
     }
-    if (n < 0)
+out:
+    if (n < 0) {
         p->err = errno;
+        pipe_drop();
+    }
     if (n == 0) {
         /*
          * The half-close.  src sent EOF, so forward it: shutdown(SHUT_WR)
@@ -162,17 +225,8 @@ bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
            struct bridge_stats *st)
 {
     atomic_llong last = now_ms();
-    struct pump up = {.src = cfd,
-                      .dst = bfd,
-                      .idle_ms = idle_ms,
-                      .last = &last,
-                      .pipe = {-1, -1}};
-    struct pump down = {.src = bfd,
-                        .dst = cfd,
-                        .idle_ms = idle_ms,
-                        .last = &last,
-                        .pipe = {-1, -1}};
-    int rc = -1;
+    struct pump up = {.src = cfd, .dst = bfd, .idle_ms = idle_ms};
+    struct pump down = {.src = bfd, .dst = cfd, .idle_ms = idle_ms};
 
     if (idle_ms > 0) {
         set_deadlines(cfd, idle_ms);
@@ -181,17 +235,14 @@ bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
     /* Pass each piece on as soon as it is read (see net_nodelay()). */
     net_nodelay(cfd);
     net_nodelay(bfd);
-    if (pipe2(up.pipe, O_CLOEXEC) < 0 || pipe2(down.pipe, O_CLOEXEC) < 0) {
-        log_warn("%s: pipe: %s", __func__, strerror(errno));
-        goto out;
-    }
+    up.last = down.last = &last;
     sem_init(&down.done, 0, 0);
     down.job.fn = pump_job;
     down.job.arg = &down;
     if (workers_run(w, &down.job) < 0) {
         log_warn("%s: %s", __func__, strerror(errno));
         sem_destroy(&down.done);
-        goto out;
+        return -1;
     }
     pump_run(&up);
     while (sem_wait(&down.done) < 0 && errno == EINTR)
@@ -200,15 +251,5 @@ bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
     st->up = up.bytes;
     st->down = down.bytes;
     st->err = up.err != 0 ? up.err : down.err;
-    rc = 0;
-out:
-    if (up.pipe[0] >= 0) {
-        close(up.pipe[0]);
-        close(up.pipe[1]);
-    }
-    if (down.pipe[0] >= 0) {
-        close(down.pipe[0]);
-        close(down.pipe[1]);
-    }
-    return rc;
+    return 0;
 }
