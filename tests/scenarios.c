@@ -44,7 +44,7 @@ main(void)
         if (chapter >= groups[i].chapter)
             groups[i].add(s);
     sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
+    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
