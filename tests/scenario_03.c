@@ -144,7 +144,9 @@ START_TEST(client_over_the_cap_waits_until_a_slot_frees)
     struct harness_proc *harbor;
 
     ck_assert_msg(lfd >= 0, "backend listener: %s", strerror(errno));
-    harbor = start_harbor(port, "2", "3000");
+    /* A queue timeout far beyond the wait below: the third client must be
+     * woken by the freed slot, not by its own deadline. */
+    harbor = start_harbor(port, "2", "20000");
     for (int i = 0; i < 2; i++) {
         c[i] = harness_connect(harbor->port);
         ck_assert_msg(c[i] >= 0, "client %d: connect: %s", i, strerror(errno));

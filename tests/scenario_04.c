@@ -5,6 +5,7 @@
  * scenario holds its client open through a raw TCP echo, signals Harbor,
  * and watches the listener, the client and the exit status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -240,6 +242,103 @@ END_TEST
 
 static const char *const bad_drain[] = {"abc", "-1"};
 
+/* How many descriptors pid has open (Linux: /proc/<pid>/fd). */
+static int
+fd_count(pid_t pid)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Wait until pid has more than n descriptors open: a client accepted. */
+static int
+fd_count_above(pid_t pid, int n, int timeout_ms)
+{
+    long deadline = harness_now_ms() + timeout_ms;
+    struct timespec step = {0, 5 * 1000 * 1000};
+
+    while (fd_count(pid) <= n) {
+        if (harness_now_ms() > deadline)
+            return -1;
+        nanosleep(&step, NULL);
+    }
+    return 0;
+}
+
+/*
+ * At the drain deadline the held connection is cut, and its slot comes
+ * back; a client still queued for a slot must be closed then, not handed
+ * the freed slot and a backend.  The backend is the test's own listener,
+ * never accepting, so any dial would wait in its queue to be seen.
+ */
+START_TEST(queued_client_is_closed_at_the_cut_without_a_dial)
+{
+    const char *env[] = {"MAX_INFLIGHT=1", "QUEUE_TIMEOUT_MS=20000",
+                         "DRAIN_TIMEOUT_MS=300", "HEALTH_CHECK=off", NULL};
+    struct harness_proc *harbor;
+    struct pollfd pfd;
+    struct harness_buf in = {0};
+    char backends[32];
+    unsigned port;
+    int lfd = harness_busy_port(&port), held, queued, bfd, status, open;
+    enum harness_end end;
+    char c;
+
+    ck_assert_msg(lfd >= 0, "backend listener: %s", strerror(errno));
+    snprintf(backends, sizeof backends, "127.0.0.1:%u", port);
+    harbor = harness_start_harbor(backends, env);
+    held = harness_connect(harbor->port);
+    ck_assert_msg(held >= 0, "connect harbor: %s", strerror(errno));
+    pfd = (struct pollfd){lfd, POLLIN, 0};
+    ck_assert_msg(poll(&pfd, 1, HARNESS_PROMPT_MS) == 1,
+                  "the held client was never dialled through");
+    ck_assert_int_ge(bfd = accept(lfd, NULL, NULL), 0);
+    /* A byte each way: both pumps are running, with all they hold open. */
+    ck_assert_int_eq(write(held, "u", 1), 1);
+    ck_assert_int_eq(read(bfd, &c, 1), 1);
+    ck_assert_int_eq(write(bfd, "d", 1), 1);
+    ck_assert_int_eq(read(held, &c, 1), 1);
+    open = fd_count(harbor->pid);
+    queued = harness_connect(harbor->port);
+    ck_assert_msg(queued >= 0, "connect harbor: %s", strerror(errno));
+    /* connect() returns once the kernel has queued us; wait for accept. */
+    ck_assert_msg(fd_count_above(harbor->pid, open, HARNESS_PROMPT_MS) == 0,
+                  "harbor never accepted the second client");
+
+    harness_log_mark(harbor);
+    harness_kill(harbor, SIGTERM);
+    ck_assert_msg(harness_wait_log(harbor, "draining 2 connections",
+                                   HARNESS_PROMPT_MS) == 0,
+                  "no 'draining 2 connections' line");
+    ck_assert_msg(harness_wait_exit(harbor, HARNESS_PROMPT_MS, &status) == 0,
+                  "harbor still running %d ms after the drain deadline",
+                  HARNESS_PROMPT_MS);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "wait status %#x, want exit 0", (unsigned)status);
+    end = harness_read_to_end(queued, &in, HARNESS_PROMPT_MS);
+    ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
+                  "queued client: %s, want closed", harness_end_name(end));
+    pfd = (struct pollfd){lfd, POLLIN, 0};
+    ck_assert_msg(poll(&pfd, 1, 0) == 0,
+                  "the queued client was dialled through after the cut");
+    harness_buf_free(&in);
+    close(queued);
+    close(held);
+    close(bfd);
+    close(lfd);
+}
+END_TEST
+
 START_TEST(bad_drain_timeout_exits_2_with_one_stderr_line)
 {
     harness_assert_config_error("DRAIN_TIMEOUT_MS", bad_drain[_i]);
@@ -254,6 +353,7 @@ scenarios_04(Suite *s)
     tc = harness_tcase(s, "shutdown", 4, NULL);
     tcase_add_test(tc, sigterm_refuses_new_clients_and_drains_the_held_one);
     tcase_add_test(tc, drain_deadline_closes_held_idle_client_and_exits_0);
+    tcase_add_test(tc, queued_client_is_closed_at_the_cut_without_a_dial);
     tcase_add_loop_test(tc, second_signal_skips_the_drain, 0,
                         COUNT(first_signal));
     tcase_add_loop_test(tc, signal_with_no_connections_exits_0_promptly, 0,
