@@ -406,19 +406,25 @@ harness_run(const char *bin, const char *const env[], int timeout_ms,
 }
 
 void
-harness_assert_config_error(const char *var, const char *value)
+harness_assert_config_error(const char *var, const char *value,
+                            const char *const env[], const char *reason)
 {
-    char bad[256], prefix[64], suffix[256];
-    const char *env[] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
-                         "LOG_LEVEL=info", bad, NULL};
+    char bad[512], prefix[64], suffix[512];
+    const char *all[16] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
+                           "LOG_LEVEL=info"};
     struct harness_run r;
-    size_t plen, slen;
+    size_t plen, slen, n = 3;
 
+    /* Later entries win: env over the defaults, var=value over both. */
+    for (; env != NULL && *env != NULL && n < 14; env++)
+        all[n++] = *env;
     snprintf(bad, sizeof bad, "%s=%s", var, value);
+    all[n++] = bad;
+    all[n] = NULL;
     plen = (size_t)snprintf(prefix, sizeof prefix, "harbor: %s: ", var);
     slen = (size_t)snprintf(suffix, sizeof suffix, ": \"%s\"\n", value);
     ck_assert_msg(
-        harness_run(getenv("HARBOR_BIN"), env, HARNESS_START_MS, &r) == 0,
+        harness_run(getenv("HARBOR_BIN"), all, HARNESS_START_MS, &r) == 0,
         "%s: harbor did not exit; stderr: %s", bad, r.err);
     ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
                   "%s: wait status %#x, want exit 2; stderr: %s", bad,
@@ -431,6 +437,8 @@ harness_assert_config_error(const char *var, const char *value)
                   bad, prefix, r.err);
     ck_assert_msg(strcmp(r.err + r.err_len - slen, suffix) == 0,
                   "%s: want ...%s, got: %s", bad, suffix, r.err);
+    ck_assert_msg(reason == NULL || strstr(r.err, reason) != NULL,
+                  "%s: the reason does not say \"%s\": %s", bad, reason, r.err);
 }
 
 /* The port at the end of "...:<port>", or 0. */

@@ -80,12 +80,14 @@ int harness_run(const char *bin, const char *const env[], int timeout_ms,
                 struct harness_run *r);
 
 /*
- * The contract for bad configuration: HARBOR_BIN with var=value (and valid
- * LISTEN, BACKENDS, LOG_LEVEL unless var is one of them) exits 2 before it
- * binds, prints nothing on stdout and one stderr line,
- * harbor: <var>: <reason>: "<value>".  Fails the test otherwise.
+ * The contract for bad configuration: HARBOR_BIN with var=value (on top of
+ * valid LISTEN, BACKENDS, LOG_LEVEL and the "K=V" entries of env, which may
+ * be NULL) exits 2 before it binds, prints nothing on stdout and one stderr
+ * line, harbor: <var>: <reason>: "<value>", whose reason contains reason
+ * when that is not NULL.  Fails the test otherwise.
  */
-void harness_assert_config_error(const char *var, const char *value);
+void harness_assert_config_error(const char *var, const char *value,
+                                 const char *const env[], const char *reason);
 
 /*
  * echo and harbor, started and listening, or the test fails.  mode is

@@ -265,7 +265,8 @@ static const struct {
 
 START_TEST(bad_configuration_exits_2_with_one_stderr_line)
 {
-    harness_assert_config_error(bad_config[_i].var, bad_config[_i].value);
+    harness_assert_config_error(bad_config[_i].var, bad_config[_i].value, NULL,
+                                NULL);
 }
 END_TEST
 

@@ -334,7 +334,8 @@ static const struct {
 
 START_TEST(bad_deadline_exits_2_with_one_stderr_line)
 {
-    harness_assert_config_error(bad_deadline[_i].var, bad_deadline[_i].value);
+    harness_assert_config_error(bad_deadline[_i].var, bad_deadline[_i].value,
+                                NULL, NULL);
 }
 END_TEST
 

@@ -336,7 +336,8 @@ static const struct {
 
 START_TEST(bad_inflight_setting_exits_2_with_one_stderr_line)
 {
-    harness_assert_config_error(bad_inflight[_i].var, bad_inflight[_i].value);
+    harness_assert_config_error(bad_inflight[_i].var, bad_inflight[_i].value,
+                                NULL, NULL);
 }
 END_TEST
 

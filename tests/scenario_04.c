@@ -341,7 +341,7 @@ END_TEST
 
 START_TEST(bad_drain_timeout_exits_2_with_one_stderr_line)
 {
-    harness_assert_config_error("DRAIN_TIMEOUT_MS", bad_drain[_i]);
+    harness_assert_config_error("DRAIN_TIMEOUT_MS", bad_drain[_i], NULL, NULL);
 }
 END_TEST
 

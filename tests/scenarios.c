@@ -16,6 +16,9 @@ void scenarios_01(Suite *s);
 void scenarios_02(Suite *s);
 void scenarios_03(Suite *s);
 void scenarios_04(Suite *s);
+void scenarios_05(Suite *s);
+void scenarios_06(Suite *s);
+void scenarios_07(Suite *s);
 
 /* Which chapter introduced each group of scenarios. */
 static const struct {
@@ -23,8 +26,9 @@ static const struct {
     void (*add)(Suite *s);
 } groups[] = {
     {1, scenarios_00_echo}, /* the echo backend arrived with chapter 01 */
-    {1, scenarios_01},      {2, scenarios_02},
-    {3, scenarios_03},      {4, scenarios_04},
+    {1, scenarios_01},      {2, scenarios_02}, {3, scenarios_03},
+    {4, scenarios_04},      {5, scenarios_05}, {6, scenarios_06},
+    {7, scenarios_07},
 };
 
 int

@@ -1,0 +1,461 @@
+/*
+ * scenario_06.c - chapter 06 (health): active TCP and HTTP checks mark a
+ * backend DOWN after HEALTH_FALL failures and UP after HEALTH_RISE passes;
+ * only up backends get clients; a failed connect is retried on the next
+ * backend; with none up a client is closed at once.  Checks run every
+ * 100 ms here, so every state change is a log line the scenario waits for.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#define INTERVAL_MS 100 /* HEALTH_INTERVAL_MS in these scenarios */
+
+/*
+ * For an UP or DOWN line.  With the default fall of 3 and rise of 2 a
+ * change takes three or four intervals; thirty leave room for a loaded
+ * machine and a sanitizer.
+ */
+#define CHANGE_WAIT_MS (30 * INTERVAL_MS)
+
+/*
+ * How long a scenario watches for a DOWN line that must not come: five
+ * intervals, after a backend killed at the same moment has already been
+ * marked down.  It cannot be an event: the point is that nothing happens.
+ */
+#define QUIET_MS (5 * INTERVAL_MS)
+
+/* "Closed at once": far below any check interval or connect timeout. */
+#define AT_ONCE_MS 1000
+
+/*
+ * Checks every INTERVAL_MS.  Every backend here either answers at once or
+ * refuses at once, so the timeout never runs out on a correct Harbor; it
+ * is long so that a live echo on a loaded machine, under a sanitizer,
+ * never fails a check and goes down when no scenario expects it.
+ */
+static const char *const fast_checks[] = {
+    "HEALTH_INTERVAL_MS=100",
+    "HEALTH_TIMEOUT_MS=1000",
+};
+
+/* Two HTTP echo backends, A and B, and Harbor in front of them. */
+struct stage {
+    struct harness_proc *echo[2];
+    unsigned port[2]; /* kept: a killed echo is restarted on its port */
+    struct harness_proc *harbor;
+};
+
+/* Start both echoes and Harbor with the fast checks plus env (or NULL). */
+static void
+stage_up(struct stage *st, const char *const env[])
+{
+    const char *v[16];
+    char backends[64];
+    int n = 0;
+
+    for (int i = 0; i < COUNT(fast_checks); i++)
+        v[n++] = fast_checks[i];
+    for (int i = 0; env != NULL && env[i] != NULL && n < COUNT(v) - 1; i++)
+        v[n++] = env[i];
+    v[n] = NULL;
+    for (int i = 0; i < 2; i++) {
+        st->echo[i] = harness_start_echo("http", 0);
+        st->port[i] = st->echo[i]->port;
+    }
+    harness_backends(backends, sizeof backends, st->port, 2);
+    st->harbor = harness_start_harbor(backends, v);
+    harness_log_mark(st->harbor);
+}
+
+static void
+stage_down(struct stage *st)
+{
+    harness_stop(st->harbor);
+    harness_stop(st->echo[0]);
+    harness_stop(st->echo[1]);
+}
+
+/* SIGKILL an echo and reap it: its port refuses connects from now on. */
+static void
+kill_echo(struct harness_proc **echo)
+{
+    harness_kill(*echo, SIGKILL);
+    ck_assert_int_eq(harness_wait_exit(*echo, HARNESS_STOP_MS, NULL), 0);
+    harness_stop(*echo);
+    *echo = NULL;
+}
+
+/*
+ * n sequential clients through Harbor, each of which must be served by
+ * A or B; count[i] += how many the backend on port[i] served.
+ */
+static void
+tally(const struct stage *st, int n, int count[])
+{
+    for (int i = 0; i < n; i++) {
+        struct harness_http_response rs;
+        unsigned port;
+
+        ck_assert_msg(harness_http_get(st->harbor->port, "/tally", &rs) == 0,
+                      "client %d of %d: %s; harbor's stderr: %s", i, n,
+                      harness_end_name(rs.end), harness_log_tail(st->harbor));
+        ck_assert_int_eq(rs.status, 200);
+        port = harness_served_port(&rs);
+        ck_assert_msg(port == st->port[0] || port == st->port[1],
+                      "client %d: X-Served-By \"%s\"", i, rs.served_by);
+        count[port == st->port[1]]++;
+        harness_http_response_free(&rs);
+    }
+}
+
+/* "backend 127.0.0.1:<port> <what>", the needle of a health change. */
+static const char *
+change(char *buf, size_t len, unsigned port, const char *what)
+{
+    snprintf(buf, len, "backend 127.0.0.1:%u %s", port, what);
+    return buf;
+}
+
+/* Wait for needle on stderr (after the mark), or fail showing it. */
+static void
+assert_log(struct harness_proc *harbor, const char *needle, char *line,
+           size_t len, int timeout_ms)
+{
+    ck_assert_msg(
+        harness_wait_log_line(harbor, needle, line, len, timeout_ms) == 0,
+        "no \"%s\" within %d ms; stderr: %s", needle, timeout_ms,
+        harness_log_tail(harbor));
+}
+
+START_TEST(killed_backend_is_routed_around_then_back_up_when_restarted)
+{
+    static const char *const env[] = {"HEALTH_CHECK=tcp", NULL};
+    struct stage st;
+    char needle[64], line[512];
+    int before[2] = {0, 0}, after[2] = {0, 0};
+
+    stage_up(&st, env);
+    kill_echo(&st.echo[1]);
+    /* At once, before any check noticed: retries must cover the gap. */
+    tally(&st, 40, before);
+    ck_assert_int_eq(before[0], 40);
+    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "DOWN"),
+               line, sizeof line, CHANGE_WAIT_MS);
+    ck_assert_msg(strstr(line, "DOWN (") != NULL, "no reason given: %s", line);
+
+    st.echo[1] = harness_start_echo("http", st.port[1]);
+    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "UP"), NULL,
+               0, CHANGE_WAIT_MS);
+    tally(&st, 6, after);
+    ck_assert_msg(after[1] > 0, "B back up but served %d of 6", after[1]);
+    stage_down(&st);
+}
+END_TEST
+
+/* POST path to the echo on port directly, not through Harbor. */
+static void
+admin(unsigned port, const char *path)
+{
+    struct harness_http_request rq = {"POST", path, NULL, 0, 1};
+    struct harness_http_response rs;
+    int fd = harness_connect(port);
+
+    ck_assert_msg(fd >= 0, "connect :%u: %s", port, strerror(errno));
+    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "POST %s: %s", path,
+                  harness_end_name(rs.end));
+    ck_assert_int_eq(rs.status, 200);
+    harness_http_response_free(&rs);
+    close(fd);
+}
+
+/*
+ * B's port stays open throughout, so only an HTTP check can see that it
+ * said 503: a TCP check would keep it up.
+ */
+START_TEST(http_check_follows_admin_down_and_up_while_the_port_stays_open)
+{
+    static const char *const env[] = {"HEALTH_CHECK=http", NULL};
+    struct harness_http_response rs;
+    struct stage st;
+    char needle[64], line[512];
+    int down[2] = {0, 0}, up[2] = {0, 0};
+
+    stage_up(&st, env);
+    admin(st.port[1], "/admin/down");
+    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "DOWN"),
+               line, sizeof line, CHANGE_WAIT_MS);
+    ck_assert_msg(strstr(line, "503") != NULL, "reason is not the 503: %s",
+                  line);
+    ck_assert_msg(harness_http_get(st.port[1], "/direct", &rs) == 0 &&
+                      rs.status == 200,
+                  "B itself stopped serving: %s", harness_end_name(rs.end));
+    harness_http_response_free(&rs);
+    tally(&st, 6, down);
+    ck_assert_msg(down[0] == 6, "while B is down: A %d, B %d", down[0],
+                  down[1]);
+
+    admin(st.port[1], "/admin/up");
+    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "UP"), NULL,
+               0, CHANGE_WAIT_MS);
+    tally(&st, 6, up);
+    ck_assert_msg(up[0] > 0 && up[1] > 0, "B back up: A %d, B %d", up[0],
+                  up[1]);
+    stage_down(&st);
+}
+END_TEST
+
+START_TEST(no_backend_up_closes_a_new_client_at_once)
+{
+    static const char say[] = "GET /anyone HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *env[] = {"HEALTH_CHECK=tcp", fast_checks[0], fast_checks[1],
+                         NULL};
+    struct harness_proc *harbor;
+    struct harness_buf in = {0};
+    enum harness_end end;
+    unsigned port[2];
+    int dead[2], fd;
+    char backends[64], needle[64];
+    long start;
+
+    for (int i = 0; i < 2; i++) {
+        dead[i] = harness_refusing_port(&port[i]);
+        ck_assert_msg(dead[i] >= 0, "refusing port: %s", strerror(errno));
+    }
+    harness_backends(backends, sizeof backends, port, 2);
+    harbor = harness_start_harbor(backends, env);
+    for (int i = 0; i < 2; i++)
+        assert_log(harbor, change(needle, sizeof needle, port[i], "DOWN"), NULL,
+                   0, CHANGE_WAIT_MS);
+
+    harness_log_mark(harbor);
+    start = harness_now_ms();
+    fd = harness_connect(harbor->port);
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    end = harness_exchange(fd, say, sizeof say - 1, 0, &in, AT_ONCE_MS);
+    ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
+                  "client with no backend up: %s after %ld ms, want closed",
+                  harness_end_name(end), harness_now_ms() - start);
+    ck_assert_uint_eq(in.len, 0);
+    assert_log(harbor, "no backend up", NULL, 0, AT_ONCE_MS);
+    ck_assert(harness_alive(harbor));
+    harness_buf_free(&in);
+    close(fd);
+    harness_stop(harbor);
+    close(dead[0]);
+    close(dead[1]);
+}
+END_TEST
+
+/*
+ * BACKENDS=refusing,live with active checks off, so that the refusing one
+ * stays in the turn and every other client meets it first.  With retries
+ * each such client is moved on to the live one; with RETRIES=0 it is
+ * closed without a byte.
+ */
+static const struct {
+    const char *retries; /* RETRIES=...; NULL: the default, 2 */
+    int all_served;
+} retry_cases[] = {
+    {NULL, 1},
+    {"RETRIES=1", 1},
+    {"RETRIES=0", 0},
+};
+
+START_TEST(failed_connect_is_retried_on_the_next_backend)
+{
+    const char *env[] = {"HEALTH_CHECK=off", retry_cases[_i].retries, NULL};
+    const char *name = env[1] != NULL ? env[1] : "default RETRIES";
+    struct harness_proc *live, *harbor;
+    unsigned port[2];
+    int dead, served = 0, closed = 0;
+    char backends[64];
+
+    dead = harness_refusing_port(&port[0]);
+    ck_assert_msg(dead >= 0, "refusing port: %s", strerror(errno));
+    live = harness_start_echo("http", 0);
+    port[1] = live->port;
+    harness_backends(backends, sizeof backends, port, 2);
+    harbor = harness_start_harbor(backends, env);
+    for (int i = 0; i < 10; i++) {
+        struct harness_http_response rs;
+
+        if (harness_http_get(harbor->port, "/retry", &rs) == 0) {
+            ck_assert_int_eq(rs.status, 200);
+            ck_assert_uint_eq(harness_served_port(&rs), live->port);
+            served++;
+        } else {
+            ck_assert_msg(rs.end == HARNESS_EOF || rs.end == HARNESS_RESET,
+                          "%s: client %d: %s, want served or closed", name, i,
+                          harness_end_name(rs.end));
+            ck_assert_uint_eq(rs.raw.len, 0);
+            closed++;
+        }
+        harness_http_response_free(&rs);
+    }
+    if (retry_cases[_i].all_served)
+        ck_assert_msg(served == 10, "%s: %d of 10 clients closed", name,
+                      closed);
+    else
+        ck_assert_msg(served > 0 && closed > 0,
+                      "%s: %d served, %d closed; want some of each", name,
+                      served, closed);
+    ck_assert(harness_alive(harbor));
+    harness_stop(harbor);
+    harness_stop(live);
+    close(dead);
+}
+END_TEST
+
+/* BACKENDS_FILE in a fresh directory, replaced by rename. */
+struct bfile {
+    char dir[64];
+    char path[96];
+    char tmp[96];
+    char env[128]; /* BACKENDS_FILE=<path> */
+};
+
+static void
+bfile_write(struct bfile *f, const unsigned ports[], int n)
+{
+    char text[256];
+    size_t off = 0;
+    FILE *out;
+
+    if (f->dir[0] == '\0') {
+        snprintf(f->dir, sizeof f->dir, "/tmp/harbor-ch06-XXXXXX");
+        ck_assert_msg(mkdtemp(f->dir) != NULL, "mkdtemp: %s", strerror(errno));
+        snprintf(f->path, sizeof f->path, "%s/backends", f->dir);
+        snprintf(f->tmp, sizeof f->tmp, "%s/backends.new", f->dir);
+        snprintf(f->env, sizeof f->env, "BACKENDS_FILE=%s", f->path);
+    }
+    for (int i = 0; i < n; i++)
+        off += (size_t)snprintf(text + off, sizeof text - off, "127.0.0.1:%u\n",
+                                ports[i]);
+    out = fopen(f->tmp, "w");
+    ck_assert_msg(out != NULL, "fopen %s: %s", f->tmp, strerror(errno));
+    ck_assert_msg(fputs(text, out) >= 0 && fclose(out) == 0, "write %s",
+                  f->tmp);
+    ck_assert_msg(rename(f->tmp, f->path) == 0, "rename: %s", strerror(errno));
+}
+
+static void
+bfile_remove(const struct bfile *f)
+{
+    unlink(f->path);
+    unlink(f->tmp);
+    rmdir(f->dir);
+}
+
+/* One client through Harbor, served. */
+static void
+served(struct harness_proc *harbor)
+{
+    struct harness_http_response rs;
+
+    ck_assert_msg(harness_http_get(harbor->port, "/served", &rs) == 0 &&
+                      rs.status == 200,
+                  "client: %s; stderr: %s", harness_end_name(rs.end),
+                  harness_log_tail(harbor));
+    harness_http_response_free(&rs);
+}
+
+/*
+ * The pool goes from {A, C} to {A, B}; then B and C are killed at the same
+ * moment.  B, added by the reload, must be checked and marked down.  C,
+ * removed by it, must not: its checker stopped.  B's DOWN line shows how
+ * long a check that still ran would have taken; C then gets five more
+ * intervals to stay quiet.
+ */
+START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
+{
+    struct harness_proc *echo[3], *harbor;
+    struct bfile f = {"", "", "", ""};
+    unsigned port[3], pool[2];
+    const char *env[] = {
+        f.env,          "RELOAD_INTERVAL_MS=100", "HEALTH_CHECK=tcp",
+        fast_checks[0], fast_checks[1],           NULL};
+    char needle[64];
+
+    for (int i = 0; i < 3; i++) {
+        echo[i] = harness_start_echo("http", 0);
+        port[i] = echo[i]->port;
+    }
+    pool[0] = port[0];
+    pool[1] = port[2];
+    bfile_write(&f, pool, 2);
+    harbor = harness_start_harbor("127.0.0.1:9", env); /* the file rules */
+    harness_log_mark(harbor);
+    served(harbor); /* Harbor is past its start-up: see scenario_05.c */
+    pool[1] = port[1];
+    bfile_write(&f, pool, 2);
+    assert_log(harbor, "reload: 2 backends (+1 -1)", NULL, 0, CHANGE_WAIT_MS);
+
+    kill_echo(&echo[1]);
+    kill_echo(&echo[2]);
+    assert_log(harbor, change(needle, sizeof needle, port[1], "DOWN"), NULL, 0,
+               CHANGE_WAIT_MS);
+    ck_assert_msg(
+        harness_wait_log(harbor, change(needle, sizeof needle, port[2], "DOWN"),
+                         QUIET_MS) < 0,
+        "removed backend still checked: %s", harness_log_tail(harbor));
+    ck_assert(harness_alive(harbor));
+    harness_stop(harbor);
+    harness_stop(echo[0]);
+    bfile_remove(&f);
+}
+END_TEST
+
+/* Each row sets one chapter 06 variable to a value Harbor must refuse. */
+static const struct {
+    const char *var, *value;
+} bad_health[] = {
+    {"HEALTH_CHECK", "bogus"},     /* not tcp, http or off */
+    {"HEALTH_CHECK", ""},          /* set, but empty */
+    {"HEALTH_PATH", "nopath"},     /* not a path */
+    {"HEALTH_PATH", ""},           /* not a path either */
+    {"HEALTH_INTERVAL_MS", "0"},   /* a checker that never sleeps */
+    {"HEALTH_INTERVAL_MS", "abc"}, /* not a number */
+    {"HEALTH_TIMEOUT_MS", "x"},    /* not a number */
+    {"HEALTH_RISE", "0"},          /* up without a check */
+    {"HEALTH_FALL", "-1"},         /* negative */
+    {"RETRIES", "17"},             /* above the cap of 16 */
+    {"RETRIES", "abc"},            /* not a number */
+};
+
+START_TEST(bad_health_configuration_exits_2_with_one_stderr_line)
+{
+    harness_assert_config_error(bad_health[_i].var, bad_health[_i].value, NULL,
+                                NULL);
+}
+END_TEST
+
+void
+scenarios_06(Suite *s)
+{
+    TCase *tc;
+
+    tc = harness_tcase(s, "health", 6, NULL);
+    tcase_add_test(tc,
+                   killed_backend_is_routed_around_then_back_up_when_restarted);
+    tcase_add_test(
+        tc, http_check_follows_admin_down_and_up_while_the_port_stays_open);
+    tcase_add_test(tc, no_backend_up_closes_a_new_client_at_once);
+    tcase_add_loop_test(tc, failed_connect_is_retried_on_the_next_backend, 0,
+                        COUNT(retry_cases));
+    tcase_add_test(
+        tc, reload_starts_checks_for_added_backends_and_stops_removed_ones);
+
+    tc = harness_tcase(s, "health-config", 6, NULL);
+    tcase_add_loop_test(tc,
+                        bad_health_configuration_exits_2_with_one_stderr_line,
+                        0, COUNT(bad_health));
+}
