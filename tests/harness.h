@@ -185,7 +185,8 @@ void harness_http_response_free(struct harness_http_response *rs);
 /* The port in an X-Served-By value ":9001", or 0. */
 unsigned harness_served_port(const struct harness_http_response *rs);
 
-/* Odds and ends. */
+/* Odds and ends.  harness_port_of: the port ending "...:<port>", or 0. */
+unsigned harness_port_of(const char *s);
 long harness_now_ms(void);
 void harness_random(void *buf, size_t n, uint32_t seed);
 int harness_contains_ci(const char *hay, const char *needle);
