@@ -595,3 +595,49 @@ harness_wait_log(struct harness_proc *p, const char *needle, int timeout_ms)
 {
     return harness_wait_log_line(p, needle, NULL, 0, timeout_ms);
 }
+
+/* ---- files ------------------------------------------------------------ */
+
+void
+harness_file_init(struct harness_file *f, const char *tag)
+{
+    snprintf(f->dir, sizeof f->dir, "/tmp/harbor-%s-XXXXXX", tag);
+    ck_assert_msg(mkdtemp(f->dir) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(f->path, sizeof f->path, "%s/backends", f->dir);
+    snprintf(f->tmp, sizeof f->tmp, "%s/backends.new", f->dir);
+    snprintf(f->env, sizeof f->env, "BACKENDS_FILE=%s", f->path);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+    size_t n = strlen(text);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+    ck_assert_msg(write(fd, text, n) == (ssize_t)n, "write %s: %s", path,
+                  strerror(errno));
+    close(fd);
+}
+
+void
+harness_file_replace(const struct harness_file *f, const char *text)
+{
+    write_file(f->tmp, text);
+    ck_assert_msg(rename(f->tmp, f->path) == 0, "rename %s: %s", f->tmp,
+                  strerror(errno));
+}
+
+void
+harness_file_rewrite(const struct harness_file *f, const char *text)
+{
+    write_file(f->path, text);
+}
+
+void
+harness_file_remove(const struct harness_file *f)
+{
+    unlink(f->path);
+    unlink(f->tmp);
+    rmdir(f->dir);
+}

@@ -111,6 +111,23 @@ int harness_wait_log(struct harness_proc *p, const char *needle,
 int harness_wait_log_line(struct harness_proc *p, const char *needle,
                           char *line, size_t len, int timeout_ms);
 
+/*
+ * A file of the test's own (a BACKENDS_FILE) in a fresh directory under
+ * /tmp.  replace writes a new file and renames it over the old one, as a
+ * deploy tool does; rewrite truncates and writes the same inode, as
+ * `cat > file` does.  Remove it, and its directory, at the end of the test.
+ */
+struct harness_file {
+    char dir[64];
+    char path[96];
+    char tmp[96];
+    char env[128]; /* BACKENDS_FILE=<path> */
+};
+void harness_file_init(struct harness_file *f, const char *tag);
+void harness_file_replace(const struct harness_file *f, const char *text);
+void harness_file_rewrite(const struct harness_file *f, const char *text);
+void harness_file_remove(const struct harness_file *f);
+
 /* A growable byte buffer, always NUL-terminated for convenience. */
 struct harness_buf {
     unsigned char *data;
@@ -145,6 +162,12 @@ enum harness_end harness_read_to_end(int fd, struct harness_buf *in,
 enum harness_end harness_exchange(int fd, const void *out, size_t n,
                                   int shut_wr, struct harness_buf *in,
                                   int timeout_ms);
+/* Accept on the test's own listener lfd within timeout_ms: the new fd
+ * (with the harness's timeouts), or -1. */
+int harness_accept(int lfd, int timeout_ms);
+/* Read exactly n bytes into buf within timeout_ms: HARNESS_DONE, or how
+ * the reading ended (EOF, reset, timeout). */
+enum harness_end harness_read_n(int fd, void *buf, size_t n, int timeout_ms);
 /* A port nobody listens on: the returned fd is bound to 127.0.0.1:*port
  * but not listening, so connects are refused until it is closed. */
 int harness_refusing_port(unsigned *port);

@@ -209,6 +209,49 @@ pump(int fd, const void *out, size_t n, int shut_wr, struct harness_buf *in,
     }
 }
 
+int
+harness_accept(int lfd, int timeout_ms)
+{
+    struct timeval tv = {HARNESS_IO_MS / 1000, 0};
+    struct pollfd pfd = {lfd, POLLIN, 0};
+    int fd;
+
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return -1;
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    return fd;
+}
+
+enum harness_end
+harness_read_n(int fd, void *buf, size_t n, int timeout_ms)
+{
+    long deadline = harness_now_ms() + timeout_ms;
+    size_t got = 0;
+
+    while (got < n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        long left = deadline - harness_now_ms();
+        ssize_t r;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            return HARNESS_TIMEOUT;
+        r = recv(fd, (char *)buf + got, n - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            return HARNESS_EOF;
+        else if (errno == ECONNRESET || errno == EPIPE)
+            return HARNESS_RESET;
+        else if (errno != EAGAIN && errno != EINTR)
+            return HARNESS_ERROR;
+    }
+    return HARNESS_DONE;
+}
+
 enum harness_end
 harness_read_to_end(int fd, struct harness_buf *in, int timeout_ms)
 {

@@ -45,27 +45,6 @@ static const char *const idle_env[] = {"IDLE_TIMEOUT_MS=" DEADLINE, NULL};
 static const char *const own_backend_env[] = {"IDLE_TIMEOUT_MS=" DEADLINE,
                                               "HEALTH_CHECK=off", NULL};
 
-/*
- * Accept one connection on lfd within timeout_ms: the fd, with the same
- * I/O timeouts as every harness socket, or -1.
- */
-static int
-accept_within(int lfd, int timeout_ms)
-{
-    struct timeval tv = {HARNESS_IO_MS / 1000, 0};
-    struct pollfd pfd = {lfd, POLLIN, 0};
-    int fd;
-
-    if (poll(&pfd, 1, timeout_ms) <= 0)
-        return -1;
-    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    }
-    return fd;
-}
-
 /* Read from fd until it is closed; check that came within the window. */
 static void
 assert_closed_in_window(int fd, long start, const char *what)
@@ -165,7 +144,7 @@ START_TEST(half_closed_connection_is_still_closed_when_idle)
     ck_assert_int_eq(harness_send_all(fd, "hello", 5), 0);
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
 
-    bfd = accept_within(lfd, HARNESS_PROMPT_MS);
+    bfd = harness_accept(lfd, HARNESS_PROMPT_MS);
     ck_assert_msg(bfd >= 0, "harbor never dialled the backend");
     end = harness_read_to_end(bfd, &in, HARNESS_PROMPT_MS);
     ck_assert_msg(end == HARNESS_EOF, "backend: %s after %zu bytes, want EOF",

@@ -41,23 +41,6 @@
  * Accept one connection on lfd within timeout_ms: the fd, with the same
  * I/O timeouts as every harness socket, or -1.
  */
-static int
-accept_within(int lfd, int timeout_ms)
-{
-    struct timeval tv = {HARNESS_IO_MS / 1000, 0};
-    struct pollfd pfd = {lfd, POLLIN, 0};
-    int fd;
-
-    if (poll(&pfd, 1, timeout_ms) <= 0)
-        return -1;
-    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    }
-    return fd;
-}
-
 /* 1 if a connection is waiting to be accepted on lfd within timeout_ms. */
 static int
 pending_within(int lfd, int timeout_ms)
@@ -65,36 +48,6 @@ pending_within(int lfd, int timeout_ms)
     struct pollfd pfd = {lfd, POLLIN, 0};
 
     return poll(&pfd, 1, timeout_ms) > 0;
-}
-
-/*
- * Read exactly n bytes into buf within timeout_ms.  HARNESS_DONE when they
- * are all in; otherwise how the reading ended (EOF, reset, timeout).
- */
-static enum harness_end
-read_exactly(int fd, char *buf, size_t n, int timeout_ms)
-{
-    long deadline = harness_now_ms() + timeout_ms;
-    size_t got = 0;
-
-    while (got < n) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        long left = deadline - harness_now_ms();
-        ssize_t r;
-
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
-            return HARNESS_TIMEOUT;
-        r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
-        if (r > 0)
-            got += (size_t)r;
-        else if (r == 0)
-            return HARNESS_EOF;
-        else if (errno == ECONNRESET || errno == EPIPE)
-            return HARNESS_RESET;
-        else if (errno != EAGAIN && errno != EINTR)
-            return HARNESS_ERROR;
-    }
-    return HARNESS_DONE;
 }
 
 /* Check that msg arrives whole on fd. */
@@ -106,7 +59,7 @@ assert_receives(int fd, const char *msg, const char *what)
     enum harness_end end;
 
     ck_assert_msg(n <= sizeof buf, "%s: message too long for the test", what);
-    end = read_exactly(fd, buf, n, HARNESS_PROMPT_MS);
+    end = harness_read_n(fd, buf, n, HARNESS_PROMPT_MS);
 
     ck_assert_msg(end == HARNESS_DONE, "%s: %s, want \"%s\"", what,
                   harness_end_name(end), msg);
@@ -150,7 +103,7 @@ START_TEST(client_over_the_cap_waits_until_a_slot_frees)
     for (int i = 0; i < 2; i++) {
         c[i] = harness_connect(harbor->port);
         ck_assert_msg(c[i] >= 0, "client %d: connect: %s", i, strerror(errno));
-        b[i] = accept_within(lfd, HARNESS_PROMPT_MS);
+        b[i] = harness_accept(lfd, HARNESS_PROMPT_MS);
         ck_assert_msg(b[i] >= 0, "client %d: no backend connection", i);
         assert_flows(c[i], b[i], "up", "held client");
     }
@@ -165,7 +118,7 @@ START_TEST(client_over_the_cap_waits_until_a_slot_frees)
     /* Client 0 and its backend hang up: its slot goes to the third. */
     close(c[0]);
     close(b[0]);
-    b[2] = accept_within(lfd, HARNESS_PROMPT_MS);
+    b[2] = harness_accept(lfd, HARNESS_PROMPT_MS);
     ck_assert_msg(b[2] >= 0, "the waiting client got no backend after a "
                              "slot freed");
     assert_receives(b[2], "third", "bytes sent while waiting");
@@ -194,7 +147,7 @@ START_TEST(client_that_waits_too_long_is_closed_without_a_dial)
     harbor = start_harbor(port, "1", QUEUE_TIMEOUT);
     c0 = harness_connect(harbor->port);
     ck_assert_msg(c0 >= 0, "client 0: connect: %s", strerror(errno));
-    b0 = accept_within(lfd, HARNESS_PROMPT_MS);
+    b0 = harness_accept(lfd, HARNESS_PROMPT_MS);
     ck_assert_msg(b0 >= 0, "client 0: no backend connection");
     assert_flows(c0, b0, "up", "held client");
 
@@ -241,7 +194,7 @@ ping(int fd)
 
     if (harness_send_all(fd, "ping", 4) < 0)
         return HARNESS_RESET; /* already closed: the dead backend */
-    end = read_exactly(fd, buf, 4, CLIENT_MS);
+    end = harness_read_n(fd, buf, 4, CLIENT_MS);
     if (end == HARNESS_DONE && memcmp(buf, "ping", 4) != 0)
         return HARNESS_ERROR; /* bytes that are not the echo */
     return end;

@@ -59,8 +59,8 @@ stage_down(struct stage *st)
 static enum harness_end
 echo_round(int fd, const char *msg)
 {
-    long deadline = harness_now_ms() + HARNESS_PROMPT_MS;
-    size_t n = strlen(msg), got = 0;
+    size_t n = strlen(msg);
+    enum harness_end end;
     char buf[64];
 
     if (n > sizeof buf)
@@ -68,23 +68,8 @@ echo_round(int fd, const char *msg)
     if (harness_send_all(fd, msg, n) < 0)
         return errno == ECONNRESET || errno == EPIPE ? HARNESS_RESET
                                                      : HARNESS_ERROR;
-    while (got < n) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        long left = deadline - harness_now_ms();
-        ssize_t r;
-
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
-            return HARNESS_TIMEOUT;
-        r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
-        if (r > 0)
-            got += (size_t)r;
-        else if (r == 0)
-            return HARNESS_EOF;
-        else if (errno == ECONNRESET)
-            return HARNESS_RESET;
-        else if (errno != EAGAIN && errno != EINTR)
-            return HARNESS_ERROR;
-    }
+    if ((end = harness_read_n(fd, buf, n, HARNESS_PROMPT_MS)) != HARNESS_DONE)
+        return end;
     return memcmp(buf, msg, n) == 0 ? HARNESS_DONE : HARNESS_ERROR;
 }
 

@@ -37,60 +37,6 @@
  */
 #define IGNORED_BACKENDS "127.0.0.1:9"
 
-/* A BACKENDS_FILE in a fresh directory, removed at the end of the test. */
-struct bfile {
-    char dir[64];
-    char path[96];
-    char tmp[96];
-    char env[128]; /* BACKENDS_FILE=<path> */
-};
-
-static void
-bfile_init(struct bfile *f)
-{
-    snprintf(f->dir, sizeof f->dir, "/tmp/harbor-ch05-XXXXXX");
-    ck_assert_msg(mkdtemp(f->dir) != NULL, "mkdtemp: %s", strerror(errno));
-    snprintf(f->path, sizeof f->path, "%s/backends", f->dir);
-    snprintf(f->tmp, sizeof f->tmp, "%s/backends.new", f->dir);
-    snprintf(f->env, sizeof f->env, "BACKENDS_FILE=%s", f->path);
-}
-
-static void
-bfile_remove(const struct bfile *f)
-{
-    unlink(f->path);
-    unlink(f->tmp);
-    rmdir(f->dir);
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-    size_t n = strlen(text);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-    ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-    ck_assert_msg(write(fd, text, n) == (ssize_t)n, "write %s: %s", path,
-                  strerror(errno));
-    close(fd);
-}
-
-/* As a deploy tool does it: a new file renamed over the old one. */
-static void
-bfile_rename(const struct bfile *f, const char *text)
-{
-    write_file(f->tmp, text);
-    ck_assert_msg(rename(f->tmp, f->path) == 0, "rename %s: %s", f->tmp,
-                  strerror(errno));
-}
-
-/* As `cat > file` does it: the same inode, truncated, then written. */
-static void
-bfile_in_place(const struct bfile *f, const char *text)
-{
-    write_file(f->path, text);
-}
-
 /* "127.0.0.1:<port>\n" for each port, after an optional header. */
 static void
 backend_lines(char *buf, size_t len, const char *header, const unsigned ports[],
@@ -107,7 +53,7 @@ backend_lines(char *buf, size_t len, const char *header, const unsigned ports[],
 struct stage {
     struct harness_proc *echo[3];
     int n;
-    struct bfile file;
+    struct harness_file file;
     struct harness_proc *harbor;
 };
 
@@ -118,7 +64,7 @@ stage_echoes(struct stage *st, int n)
     st->n = n;
     for (int i = 0; i < n; i++)
         st->echo[i] = harness_start_echo("http", 0);
-    bfile_init(&st->file);
+    harness_file_init(&st->file, "ch05");
 }
 
 /* Write the file naming the backends in which[], and start Harbor on it. */
@@ -133,7 +79,7 @@ stage_harbor(struct stage *st, const char *header, const int which[], int n,
     for (int i = 0; i < n; i++)
         ports[i] = st->echo[which[i]]->port;
     backend_lines(text, sizeof text, header, ports, n);
-    bfile_rename(&st->file, text);
+    harness_file_replace(&st->file, text);
     snprintf(reload, sizeof reload, "RELOAD_INTERVAL_MS=%s", interval);
     st->harbor = harness_start_harbor(IGNORED_BACKENDS, env);
     harness_log_mark(st->harbor);
@@ -142,7 +88,7 @@ stage_harbor(struct stage *st, const char *header, const int which[], int n,
 /* Replace the file, by writer, with one naming the backends in which[]. */
 static void
 stage_rewrite(struct stage *st,
-              void (*writer)(const struct bfile *, const char *),
+              void (*writer)(const struct harness_file *, const char *),
               const int which[], int n)
 {
     char text[512];
@@ -160,7 +106,7 @@ stage_down(struct stage *st)
     harness_stop(st->harbor);
     for (int i = 0; i < st->n; i++)
         harness_stop(st->echo[i]);
-    bfile_remove(&st->file);
+    harness_file_remove(&st->file);
 }
 
 /* Which of the stage's backends served rs, or -1. */
@@ -211,10 +157,10 @@ assert_log(struct harness_proc *harbor, const char *needle, char *line,
 /* The two ways a file gets rewritten; Harbor must notice either. */
 static const struct {
     const char *name;
-    void (*write)(const struct bfile *, const char *);
+    void (*write)(const struct harness_file *, const char *);
 } rewrites[] = {
-    {"rename over", bfile_rename},
-    {"in place", bfile_in_place},
+    {"rename over", harness_file_replace},
+    {"in place", harness_file_rewrite},
 };
 
 START_TEST(file_change_adds_a_backend_that_gets_new_clients)
@@ -257,7 +203,7 @@ START_TEST(change_right_after_start_up_is_noticed)
     stage_echoes(&st, 2);
     for (int i = 0; i < START_TRIES; i++) {
         stage_harbor(&st, "", a, 1, RELOAD_MS);
-        stage_rewrite(&st, bfile_rename, ab, 2);
+        stage_rewrite(&st, harness_file_replace, ab, 2);
         ck_assert_msg(harness_wait_log(st.harbor, "reload: 2 backends (+1 -0)",
                                        RELOAD_WAIT_MS) == 0,
                       "try %d: a change right after start-up was never "
@@ -295,7 +241,7 @@ START_TEST(removed_backend_keeps_its_live_connection_and_gets_no_new_ones)
     ck_assert_int_eq(stage_backend(&st, &rs), 0);
     harness_http_response_free(&rs);
 
-    stage_rewrite(&st, bfile_rename, b, 1);
+    stage_rewrite(&st, harness_file_replace, b, 1);
     assert_log(st.harbor, "reload: 1 backends (+1 -1)", NULL, 0);
     tally(&st, 4, count);
     ck_assert_msg(count[1] == 4, "new clients after the reload: A %d, B %d",
@@ -323,7 +269,7 @@ START_TEST(sighup_reloads_when_the_file_is_not_watched)
     stage_echoes(&st, 2);
     stage_harbor(&st, "", a, 1, "0");
     tally(&st, 2, before); /* served: Harbor is past its start-up */
-    stage_rewrite(&st, bfile_rename, b, 1);
+    stage_rewrite(&st, harness_file_replace, b, 1);
     ck_assert_msg(harness_wait_log(st.harbor, "reload", QUIET_MS) < 0,
                   "reloaded without SIGHUP: %s", harness_log_tail(st.harbor));
     tally(&st, 2, before);
@@ -367,7 +313,7 @@ START_TEST(bad_file_is_rejected_whole_and_the_pool_stays)
     stage_harbor(&st, "", a, 1, RELOAD_MS);
     tally(&st, 2, count); /* served: Harbor is past its start-up */
     snprintf(text, sizeof text, bad_files[_i].text, st.echo[2]->port);
-    bfile_rename(&st.file, text);
+    harness_file_replace(&st.file, text);
     assert_log(st.harbor, "keeping the current pool", line, sizeof line);
     ck_assert_msg(strstr(line, bad_files[_i].want) != NULL &&
                       strstr(line, st.file.path) != NULL,
@@ -379,7 +325,7 @@ START_TEST(bad_file_is_rejected_whole_and_the_pool_stays)
 
     /* A rejected file does not stop the next good one being read. */
     harness_log_mark(st.harbor);
-    stage_rewrite(&st, bfile_rename, ac, 2);
+    stage_rewrite(&st, harness_file_replace, ac, 2);
     assert_log(st.harbor, "reload: 2 backends (+1 -0)", NULL, 0);
     tally(&st, 6, later);
     ck_assert_msg(later[0] > 0 && later[2] > 0,
@@ -413,16 +359,16 @@ static const struct {
 START_TEST(bad_start_up_configuration_exits_2_with_one_stderr_line)
 {
     const char *var = bad_startup[_i].var, *value = bad_startup[_i].value;
-    struct bfile f = {"", "", "", ""};
+    struct harness_file f;
     const char *env[] = {"BACKENDS=" IGNORED_BACKENDS,
                          "RELOAD_INTERVAL_MS=" RELOAD_MS, f.env, NULL};
 
-    bfile_init(&f);
+    harness_file_init(&f, "ch05");
     if (bad_startup[_i].text != NULL)
-        bfile_rename(&f, bad_startup[_i].text);
+        harness_file_replace(&f, bad_startup[_i].text);
     harness_assert_config_error(var, value != NULL ? value : f.path, env,
                                 bad_startup[_i].want);
-    bfile_remove(&f);
+    harness_file_remove(&f);
 }
 END_TEST
 

@@ -315,44 +315,17 @@ START_TEST(failed_connect_is_retried_on_the_next_backend)
 }
 END_TEST
 
-/* BACKENDS_FILE in a fresh directory, replaced by rename. */
-struct bfile {
-    char dir[64];
-    char path[96];
-    char tmp[96];
-    char env[128]; /* BACKENDS_FILE=<path> */
-};
-
+/* Replace the BACKENDS_FILE f with one line for each port. */
 static void
-bfile_write(struct bfile *f, const unsigned ports[], int n)
+write_pool(const struct harness_file *f, const unsigned ports[], int n)
 {
     char text[256];
     size_t off = 0;
-    FILE *out;
 
-    if (f->dir[0] == '\0') {
-        snprintf(f->dir, sizeof f->dir, "/tmp/harbor-ch06-XXXXXX");
-        ck_assert_msg(mkdtemp(f->dir) != NULL, "mkdtemp: %s", strerror(errno));
-        snprintf(f->path, sizeof f->path, "%s/backends", f->dir);
-        snprintf(f->tmp, sizeof f->tmp, "%s/backends.new", f->dir);
-        snprintf(f->env, sizeof f->env, "BACKENDS_FILE=%s", f->path);
-    }
     for (int i = 0; i < n; i++)
         off += (size_t)snprintf(text + off, sizeof text - off, "127.0.0.1:%u\n",
                                 ports[i]);
-    out = fopen(f->tmp, "w");
-    ck_assert_msg(out != NULL, "fopen %s: %s", f->tmp, strerror(errno));
-    ck_assert_msg(fputs(text, out) >= 0 && fclose(out) == 0, "write %s",
-                  f->tmp);
-    ck_assert_msg(rename(f->tmp, f->path) == 0, "rename: %s", strerror(errno));
-}
-
-static void
-bfile_remove(const struct bfile *f)
-{
-    unlink(f->path);
-    unlink(f->tmp);
-    rmdir(f->dir);
+    harness_file_replace(f, text);
 }
 
 /* One client through Harbor, served. */
@@ -378,7 +351,7 @@ served(struct harness_proc *harbor)
 START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
 {
     struct harness_proc *echo[3], *harbor;
-    struct bfile f = {"", "", "", ""};
+    struct harness_file f;
     unsigned port[3], pool[2];
     const char *env[] = {
         f.env,          "RELOAD_INTERVAL_MS=100", "HEALTH_CHECK=tcp",
@@ -391,12 +364,13 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
     }
     pool[0] = port[0];
     pool[1] = port[2];
-    bfile_write(&f, pool, 2);
+    harness_file_init(&f, "ch06");
+    write_pool(&f, pool, 2);
     harbor = harness_start_harbor("127.0.0.1:9", env); /* the file rules */
     harness_log_mark(harbor);
     served(harbor); /* Harbor is past its start-up: see scenario_05.c */
     pool[1] = port[1];
-    bfile_write(&f, pool, 2);
+    write_pool(&f, pool, 2);
     assert_log(harbor, "reload: 2 backends (+1 -1)", NULL, 0, CHANGE_WAIT_MS);
 
     kill_echo(&echo[1]);
@@ -410,7 +384,7 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
     ck_assert(harness_alive(harbor));
     harness_stop(harbor);
     harness_stop(echo[0]);
-    bfile_remove(&f);
+    harness_file_remove(&f);
 }
 END_TEST
 
