@@ -601,6 +601,7 @@ harness_wait_log(struct harness_proc *p, const char *needle, int timeout_ms)
 void
 harness_file_init(struct harness_file *f, const char *tag)
 {
+    memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/harbor-%s-XXXXXX", tag);
     ck_assert_msg(mkdtemp(f->dir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(f->path, sizeof f->path, "%s/backends", f->dir);
