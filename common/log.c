@@ -36,12 +36,13 @@ log_enabled(enum log_level level)
     return (int)level >= atomic_load(&log_level);
 }
 
-static void
-log_write(enum log_level level, const char *fmt, va_list ap)
+void
+log_msg(enum log_level level, const char *fmt, ...)
 {
     char line[1024];
     struct timespec ts;
     struct tm tm;
+    va_list ap;
     int n;
 
     if (!log_enabled(level))
@@ -51,46 +52,8 @@ log_write(enum log_level level, const char *fmt, va_list ap)
     n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s ",
                   ts.tv_nsec / 1000000, level_names[level]);
+    va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "%s\n", line);
-}
-
-void
-log_debug(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_write(LOG_DEBUG, fmt, ap);
-    va_end(ap);
-}
-
-void
-log_info(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_write(LOG_INFO, fmt, ap);
-    va_end(ap);
-}
-
-void
-log_warn(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_write(LOG_WARN, fmt, ap);
-    va_end(ap);
-}
-
-void
-log_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_write(LOG_ERROR, fmt, ap);
-    va_end(ap);
 }
