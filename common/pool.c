@@ -48,6 +48,17 @@ backend_release(struct backend *b)
     }
 }
 
+int
+backend_in(struct backend *const *v, size_t n, const struct backend *b)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (v[i] == b)
+            return 1;
+    return 0;
+}
+
 /* Caller holds p->lock. */
 static ssize_t
 pool_find(struct pool *p, const char *text)

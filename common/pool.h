@@ -55,6 +55,9 @@ struct backend *pool_next(struct pool *p, size_t i);
 int pool_snapshot(struct pool *p, struct backend ***v, size_t *n);
 void pool_snapshot_free(struct backend **v, size_t n);
 
+/* Is b one of v[0..n-1]?  (Compare only backends you hold.) */
+int backend_in(struct backend *const *v, size_t n, const struct backend *b);
+
 void backend_hold(struct backend *b);
 void backend_release(struct backend *b);
 

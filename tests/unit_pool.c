@@ -135,6 +135,26 @@ START_TEST(pool_add_duplicate_fails_eexist)
 }
 END_TEST
 
+START_TEST(backend_in_finds_only_members)
+{
+    struct pool p;
+    struct backend **v;
+    size_t n;
+
+    ck_assert_int_eq(pool_init(&p), 0);
+    add_port(&p, 9001);
+    add_port(&p, 9002);
+    add_port(&p, 9003);
+    ck_assert_int_eq(pool_snapshot(&p, &v, &n), 0);
+    ck_assert_int_eq(backend_in(v, 2, v[0]), 1);
+    ck_assert_int_eq(backend_in(v, 2, v[1]), 1);
+    ck_assert_int_eq(backend_in(v, 2, v[2]), 0); /* past n */
+    ck_assert_int_eq(backend_in(v, 0, v[0]), 0);
+    pool_snapshot_free(v, n);
+    pool_destroy(&p);
+}
+END_TEST
+
 START_TEST(pool_remove_absent_fails_enoent)
 {
     struct pool p;
@@ -387,6 +407,7 @@ pool_suite(void)
     TCase *tc = tcase_create("basic");
 
     tcase_add_test(tc, pool_starts_empty);
+    tcase_add_test(tc, backend_in_finds_only_members);
     tcase_add_test(tc, pool_add_then_remove_keeps_order);
     tcase_add_test(tc, pool_add_copies_address_and_starts_up);
     tcase_add_test(tc, pool_add_duplicate_fails_eexist);

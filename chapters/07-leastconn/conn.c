@@ -140,18 +140,6 @@ conn_end(struct conn *c)
     pthread_mutex_unlock(&l->lock);
 }
 
-/* Is b among tried[0..n-1]? */
-static int
-tried_before(struct backend *const *tried, int n, const struct backend *b)
-{
-    int i;
-
-    for (i = 0; i < n; i++)
-        if (tried[i] == b)
-            return 1;
-    return 0;
-}
-
 /*
  * The next up backend after `after` in pool order that is not in tried[],
  * held; NULL if there is none.  A retry walks the pool instead of asking
@@ -171,7 +159,7 @@ next_untried(struct pool *p, const struct backend *after,
             start = k + 1;
     for (k = 0; k < p->n && b == NULL; k++) {
         b = p->v[(start + k) % p->n];
-        if (!atomic_load(&b->up) || tried_before(tried, ntried, b))
+        if (!atomic_load(&b->up) || backend_in(tried, (size_t)ntried, b))
             b = NULL;
     }
     if (b != NULL)

@@ -155,18 +155,6 @@ checker_main(void *arg)
     return NULL;
 }
 
-/* Is b in v[0..n-1]? */
-static int
-held(struct backend **v, size_t n, const struct backend *b)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (v[i] == b)
-            return 1;
-    return 0;
-}
-
 /*
  * Give every backend in the pool a checker, and stop those whose backend
  * left it.  Called at start-up and after each reload, from one thread at a
@@ -190,7 +178,7 @@ health_sync(struct harbor *h, int stop_all)
 
     pthread_mutex_lock(&l->lock);
     for (kp = &l->list; (k = *kp) != NULL;) {
-        if (!held(v, keep, k->b)) {
+        if (!backend_in(v, keep, k->b)) {
             k->stop = 1;
             *kp = k->next;
             k->next = gone;
