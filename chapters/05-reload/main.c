@@ -197,7 +197,7 @@ main(void)
     }
     close(lfd);
     harbor_drain(&h);
-    if (h.reload.running)
+    if (h.backends_file != NULL) /* the reload thread runs */
         reload_stop(&h);
     pool_destroy(&h.pool);
     return 0;

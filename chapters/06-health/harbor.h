@@ -55,8 +55,7 @@ struct reload {
     pthread_cond_t wake;  /* signalled on SIGHUP and on stop */
     int hup;              /* a SIGHUP is waiting to be served */
     int stop;
-    int running;      /* the thread was started; only main touches it */
-    pthread_t tid;    /* ditto */
+    pthread_t tid;    /* joined by reload_stop() */
     struct stat seen; /* the file as last read; the thread's own */
 };
 

@@ -224,7 +224,7 @@ main(void)
     }
     close(lfd);
     harbor_drain(&h);
-    if (h.reload.running)
+    if (h.backends_file != NULL) /* the reload thread runs */
         reload_stop(&h);
     health_sync(&h, 1);
     pool_destroy(&h.pool);

@@ -230,7 +230,7 @@ main(void)
     }
     close(lfd);
     harbor_drain(&h);
-    if (h.reload.running)
+    if (h.backends_file != NULL) /* the reload thread runs */
         reload_stop(&h);
     health_sync(&h, 1);
     workers_stop(&h.workers);

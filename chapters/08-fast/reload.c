@@ -215,7 +215,6 @@ reload_start(struct harbor *h)
         errno = err;
         return -1;
     }
-    r->running = 1;
     return 0;
 }
 
@@ -242,5 +241,4 @@ reload_stop(struct harbor *h)
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->lock);
     pthread_join(r->tid, NULL);
-    r->running = 0;
 }
