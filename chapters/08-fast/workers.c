@@ -20,7 +20,7 @@
 struct worker {
     struct workers *w;
     struct job *first;          /* the job it was started for */
-    pthread_t tid;              /* joined by workers_stop() */
+    pthread_t tid;              /* read by workers_stop() only */
     struct worker *prev, *next; /* on w->all; guarded by w->lock */
 };
 
@@ -79,7 +79,7 @@ worker_main(void *arg)
             /* Parked WORKER_IDLE_MS for nothing: leave, and let nobody
              * wait to join us. */
             worker_unlink(w, k);
-            pthread_detach(k->tid);
+            pthread_detach(pthread_self());
             free(k);
         }
         pthread_mutex_unlock(&w->lock);
@@ -110,28 +110,29 @@ workers_run(struct workers *w, struct job *j)
         pthread_mutex_unlock(&w->lock);
         return 0;
     }
-    if ((k = calloc(1, sizeof(*k))) == NULL) {
-        pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->lock);
+
+    /* A new thread, started outside the lock: a clone() and an mmap()
+     * must not hold up the hand-offs and the parked threads. */
+    if ((k = calloc(1, sizeof(*k))) == NULL)
         return -1;
-    }
     k->w = w;
     k->first = j;
+    pthread_mutex_lock(&w->lock);
     k->next = w->all;
     if (k->next != NULL)
         k->next->prev = k;
     w->all = k;
-    /* Created under the lock: the new thread may not unlink itself
-     * before k->tid is set. */
+    pthread_mutex_unlock(&w->lock);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
     err = pthread_create(&k->tid, &attr, worker_main, k);
     pthread_attr_destroy(&attr);
     if (err != 0) {
+        pthread_mutex_lock(&w->lock);
         worker_unlink(w, k);
+        pthread_mutex_unlock(&w->lock);
         free(k);
-    }
-    pthread_mutex_unlock(&w->lock);
-    if (err != 0) {
         errno = err;
         return -1;
     }
