@@ -272,17 +272,12 @@ int
 conns_drain(struct harbor *h, int timeout_ms)
 {
     struct conns *l = &h->conns;
-    struct timespec deadline;
+    struct timespec ts, *deadline = deadline_in(&ts, timeout_ms);
     int err = 0, n;
 
-    deadline_in(&deadline, timeout_ms);
     pthread_mutex_lock(&l->lock);
-    while (l->n > 0 && !l->hurry && err == 0) {
-        if (timeout_ms > 0)
-            err = pthread_cond_timedwait(&l->changed, &l->lock, &deadline);
-        else
-            err = pthread_cond_wait(&l->changed, &l->lock);
-    }
+    while (l->n > 0 && !l->hurry && err == 0)
+        err = cond_wait_until(&l->changed, &l->lock, deadline);
     n = l->n;
     pthread_mutex_unlock(&l->lock);
     return n;

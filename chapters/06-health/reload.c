@@ -171,17 +171,15 @@ reload_main(void *arg)
 {
     struct harbor *h = arg;
     struct reload *r = &h->reload;
-    struct timespec deadline;
+    struct timespec ts;
     struct stat st;
     int hup;
 
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
-        deadline_in(&deadline, h->reload_interval_ms);
-        if (!r->hup && h->reload_interval_ms > 0)
-            pthread_cond_timedwait(&r->wake, &r->lock, &deadline);
-        else if (!r->hup)
-            pthread_cond_wait(&r->wake, &r->lock);
+        if (!r->hup)
+            cond_wait_until(&r->wake, &r->lock,
+                            deadline_in(&ts, h->reload_interval_ms));
         hup = r->hup;
         r->hup = 0;
         if (r->stop)

@@ -48,8 +48,12 @@ fail:
     return -1;
 }
 
-/* Fill *ts with the CLOCK_MONOTONIC time ms milliseconds from now. */
-void
+/*
+ * Fill *ts with the CLOCK_MONOTONIC time ms milliseconds from now.  Returns
+ * ts, or NULL when ms is 0: a timeout of 0 means no limit, and that is what
+ * cond_wait_until() makes of a NULL deadline.
+ */
+struct timespec *
 deadline_in(struct timespec *ts, int ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -59,6 +63,17 @@ deadline_in(struct timespec *ts, int ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000;
     }
+    return ms > 0 ? ts : NULL;
+}
+
+/* Wait on cond, lock held, until deadline (NULL: no limit).  0 or ETIMEDOUT. */
+int
+cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+                const struct timespec *deadline)
+{
+    if (deadline == NULL)
+        return pthread_cond_wait(cond, lock);
+    return pthread_cond_timedwait(cond, lock, deadline);
 }
 
 /*
@@ -70,17 +85,12 @@ deadline_in(struct timespec *ts, int ms)
 int
 slots_acquire(struct slots *s, int timeout_ms)
 {
-    struct timespec deadline;
+    struct timespec ts, *deadline = deadline_in(&ts, timeout_ms);
     int err = 0;
 
-    deadline_in(&deadline, timeout_ms);
     pthread_mutex_lock(&s->lock);
-    while (s->free == 0 && !s->closed && err == 0) {
-        if (timeout_ms > 0)
-            err = pthread_cond_timedwait(&s->freed, &s->lock, &deadline);
-        else
-            err = pthread_cond_wait(&s->freed, &s->lock);
-    }
+    while (s->free == 0 && !s->closed && err == 0)
+        err = cond_wait_until(&s->freed, &s->lock, deadline);
     if (s->closed) {
         err = ECANCELED;
     } else if (s->free > 0) {

@@ -101,7 +101,9 @@ struct bridge_stats {
     int err; /* 0 for EOF both ways, ETIMEDOUT when idle, else the errno */
 };
 
-void deadline_in(struct timespec *ts, int ms);
+struct timespec *deadline_in(struct timespec *ts, int ms);
+int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+                    const struct timespec *deadline);
 int cond_init_monotonic(pthread_cond_t *cond);
 int slots_init(struct slots *s, unsigned n);
 int slots_acquire(struct slots *s, int timeout_ms);
