@@ -22,8 +22,7 @@ CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(notdir $(d
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
-COMMON_SRC := common/config.c common/health.c common/log.c common/net.c \
-              common/pool.c common/strategy.c
+COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
 COMMON_HDR := $(wildcard common/*.h)
 
@@ -46,16 +45,16 @@ $(BUILD)/common/%.o: common/%.c $(COMMON_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/echo: common/echo.c $(COMMON_OBJ) $(COMMON_HDR)
+$(BUILD)/echo: common/echo/echo.c $(COMMON_OBJ) $(COMMON_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ common/echo.c $(COMMON_OBJ) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Icommon -o $@ common/echo/echo.c $(COMMON_OBJ) $(LDFLAGS)
 
 # build/harbor-NN from chapters/NN-*/*.c: the stem is the chapter number.
 .SECONDEXPANSION:
 $(BUILD)/harbor-%: $$(wildcard chapters/$$*-*/*.c chapters/$$*-*/*.h) \
                    $(COMMON_OBJ) $(COMMON_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ $(wildcard chapters/$*-*/*.c) \
+	$(CC) $(CFLAGS) -Icommon -Ichapters/$*-* -o $@ $(wildcard chapters/$*-*/*.c) \
 	    $(COMMON_OBJ) $(LDFLAGS)
 
 $(BUILD)/tests/unit: $(UNIT_SRC) $(COMMON_OBJ) $(COMMON_HDR) $(TEST_HDR)

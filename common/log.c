@@ -2,12 +2,13 @@
  * log.c - leveled logging to stderr.
  *
  * Each line is "<UTC time> <level> <message>", built in a local buffer and
- * written with one fputs, so concurrent threads never interleave within a
+ * written with one fprintf, so concurrent threads never interleave within a
  * line.  stderr is unbuffered: a line is out before the call returns.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "config.h"
@@ -36,24 +37,42 @@ log_enabled(enum log_level level)
     return (int)level >= atomic_load(&log_level);
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+log_line(enum log_level level, const char *fmt, va_list ap)
 {
     char line[1024];
     struct timespec ts;
     struct tm tm;
-    va_list ap;
     int n;
 
-    if (!log_enabled(level))
-        return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s ",
                   ts.tv_nsec / 1000000, level_names[level]);
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    va_end(ap);
     fprintf(stderr, "%s\n", line);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    log_line(level, fmt, ap);
+    va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line(LOG_ERROR, fmt, ap);
+    va_end(ap);
+    exit(1);
 }

@@ -25,4 +25,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/*
+ * Start-up failed, or an invariant broke: log the line at error level,
+ * whatever LOG_LEVEL says, and exit 1.  (Bad settings exit 2 through
+ * config_fail(); a misbehaving peer never gets here.)
+ */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
+__attribute__((noreturn));
+
 #endif

@@ -5,14 +5,50 @@
  * Readers (a connection picking a backend) far outnumber writers (a reload),
  * so a rwlock lets picks run side by side.  The lock is held only for a few
  * loads and a reference count bump, never across I/O.  The pool holds one
- * reference to each backend; whoever picked it holds another, so removing a
- * backend never frees it under a live connection.
+ * reference to each backend in it; whoever picked it holds another, so
+ * removing a backend never frees it under a live connection.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pool.h"
+
+struct backend *
+backend_new(const struct addr *a)
+{
+    struct backend *b;
+
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return NULL;
+    b->addr = *a;
+    atomic_init(&b->refs, 1); /* the caller's */
+    return b;
+}
+
+void
+backend_hold(struct backend *b)
+{
+    atomic_fetch_add(&b->refs, 1);
+}
+
+void
+backend_release(struct backend *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+int
+backend_in(struct backend *const *v, size_t n, const struct backend *b)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (v[i] == b)
+            return 1;
+    return 0;
+}
 
 int
 pool_init(struct pool *p)
@@ -33,32 +69,6 @@ pool_destroy(struct pool *p)
     pthread_rwlock_destroy(&p->lock);
 }
 
-void
-backend_hold(struct backend *b)
-{
-    atomic_fetch_add(&b->refs, 1);
-}
-
-void
-backend_release(struct backend *b)
-{
-    if (atomic_fetch_sub(&b->refs, 1) == 1) {
-        pthread_mutex_destroy(&b->lock);
-        free(b);
-    }
-}
-
-int
-backend_in(struct backend *const *v, size_t n, const struct backend *b)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (v[i] == b)
-            return 1;
-    return 0;
-}
-
 /* Caller holds p->lock. */
 static ssize_t
 pool_find(struct pool *p, const char *text)
@@ -72,13 +82,13 @@ pool_find(struct pool *p, const char *text)
 }
 
 int
-pool_add(struct pool *p, const struct addr *a)
+pool_add(struct pool *p, struct backend *b)
 {
-    struct backend *b = NULL, **v;
+    struct backend **v;
     int rc = -1;
 
     pthread_rwlock_wrlock(&p->lock);
-    if (pool_find(p, a->text) >= 0) {
+    if (pool_find(p, b->addr.text) >= 0) {
         errno = EEXIST;
         goto out;
     }
@@ -89,13 +99,7 @@ pool_add(struct pool *p, const struct addr *a)
         p->v = v;
         p->cap = cap;
     }
-    if ((b = calloc(1, sizeof(*b))) == NULL)
-        goto out;
-    b->addr = *a;
-    atomic_init(&b->refs, 1); /* the pool's reference */
-    atomic_init(&b->up, 1);
-    pthread_mutex_init(&b->lock, NULL);
-    health_init(&b->health);
+    backend_hold(b); /* the pool's reference */
     p->v[p->n++] = b;
     rc = 0;
 out:
@@ -138,14 +142,15 @@ pool_size(struct pool *p)
 struct backend *
 pool_next(struct pool *p, size_t i)
 {
-    size_t k;
+    struct backend *b = NULL;
 
-    for (k = 0; k < p->n; k++) {
-        struct backend *b = p->v[(i + k) % p->n];
-        if (atomic_load(&b->up))
-            return b;
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->n > 0) {
+        b = p->v[i % p->n];
+        backend_hold(b);
     }
-    return NULL;
+    pthread_rwlock_unlock(&p->lock);
+    return b;
 }
 
 int

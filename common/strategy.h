@@ -1,20 +1,21 @@
 /*
  * strategy.h - how Harbor picks a backend for the next client.
  *
- * A strategy is four function pointers, so a chapter can swap the policy
- * without touching the code that calls it:
- *   pick     a held, up backend for a new connection, or NULL if none is up
- *   start    the connection to b begins (b->inflight goes up)
- *   done     it ended, on every exit path, exactly once (inflight goes down)
- *   rebuild  the pool changed; forget what no longer fits
- * Round-robin is one atomic increment and a modulo.  Least-connections picks
- * the up backend with the fewest live connections, ties in round-robin order.
+ * A strategy is a few function pointers, so a chapter can bring a new
+ * policy without touching the pool or the code that calls it:
+ *   pick     a held backend of p for a new connection, or NULL if p is empty
+ *   start    a connection to b begins
+ *   done     it ended: on every exit path, exactly once after start
+ *   rebuild  p, the set picks come from, changed: forget what no longer fits
+ *   destroy  at exit: let go of whatever the strategy keeps
+ * Round-robin, here, is one atomic increment and a modulo, and keeps nothing
+ * else.  A strategy that keeps per-backend state (least-connections, in
+ * chapter 07) hangs it on state and updates it in start, done and rebuild.
  */
 #ifndef HARBOR_STRATEGY_H
 #define HARBOR_STRATEGY_H
 
 #include <stdatomic.h>
-#include <stddef.h>
 
 #include "pool.h"
 
@@ -24,13 +25,12 @@ struct strategy {
     void (*start)(struct strategy *s, struct backend *b);
     void (*done)(struct strategy *s, struct backend *b);
     void (*rebuild)(struct strategy *s, struct pool *p);
-    atomic_size_t next; /* round-robin cursor, also breaks least's ties */
+    void (*destroy)(struct strategy *s);
+    atomic_size_t next; /* the round-robin cursor */
+    void *state;        /* a strategy's own; round-robin has none */
 };
 
-/* NULL-terminated, in the order STRATEGY accepts them: "rr", "least". */
-extern const char *const strategy_names[];
-
-/* Set s up as strategy_names[which].  0, or -1 (EINVAL) if out of range. */
-int strategy_init(struct strategy *s, int which);
+/* Make s round-robin. */
+void rr_init(struct strategy *s);
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
@@ -69,7 +70,8 @@ pump_run(void *arg)
 int
 bridge_run(int cfd, int bfd, struct bridge_stats *st)
 {
-    struct pump up = {cfd, bfd, 0, 0}, down = {bfd, cfd, 0, 0};
+    struct pump up = {.src = cfd, .dst = bfd};
+    struct pump down = {.src = bfd, .dst = cfd};
     pthread_attr_t attr;
     pthread_t tid;
     int err;

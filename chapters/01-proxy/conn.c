@@ -2,11 +2,13 @@
  * conn.c - one client connection, from accept to close.
  *
  * DESIGN: main() accepts and calls conn_start(), which hands the client fd
- * to a new detached thread.  From then on that thread owns both fds: it
- * picks a backend, dials it, runs the bridge (which borrows the fds and
- * adds one thread for the reply direction, joined before it returns), and
- * closes both fds on its single way out.  A failure anywhere ends this one
- * client; the accept loop never waits for a connection.
+ * to a new detached thread.  From then on that thread owns both fds, and:
+ *   - picks a backend and dials it;
+ *   - runs the bridge, which borrows the fds and adds one thread for the
+ *     reply direction, joined before bridge_run() returns;
+ *   - closes both fds, on its single way out.
+ * A failure anywhere ends this one client; the accept loop never waits for
+ * a connection.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harbor.h"
+#include "bridge.h"
+#include "conn.h"
+#include "dial.h"
 #include "log.h"
 #include "net.h"
 
@@ -26,23 +30,6 @@ struct conn {
     struct timespec started;  /* when accepted, for the duration */
 };
 
-/* A blocking connect to the backend.  Returns the fd, or -1 with errno. */
-static int
-dial(const struct addr *a)
-{
-    int fd, saved;
-
-    if ((fd = socket(a->sa.ss_family, SOCK_STREAM, 0)) < 0)
-        return -1;
-    if (connect(fd, (const struct sockaddr *)&a->sa, a->salen) < 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
 static long
 ms_since(const struct timespec *t0)
 {
@@ -51,6 +38,18 @@ ms_since(const struct timespec *t0)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - t0->tv_sec) * 1000 +
            (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Dial b for c; on failure, log which backend and why.  The fd, or -1. */
+static int
+conn_try(struct conn *c, struct backend *b)
+{
+    int fd;
+
+    if ((fd = dial(&b->addr)) < 0)
+        log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text,
+                 strerror(errno));
+    return fd;
 }
 
 static void *
@@ -67,11 +66,8 @@ conn_main(void *arg)
         goto out;
     }
     s->start(s, b);
-    if ((bfd = dial(&b->addr)) < 0) {
-        atomic_fetch_add(&b->failures, 1);
-        log_warn("%s: connect %s: %s", __func__, b->addr.text, strerror(errno));
+    if ((bfd = conn_try(c, b)) < 0)
         goto done;
-    }
     if (bridge_run(c->cfd, bfd, &st) < 0)
         goto done;
     log_debug("%s: %s -> %s: %llu bytes up, %llu down, %ld ms, %s", __func__,

@@ -1,13 +1,13 @@
 /*
- * harbor.h - what the parts of chapter 01 share.
+ * harbor.h - the state every thread of the balancer shares.
  *
  * One struct carries the configuration and the pool to every thread, passed
- * explicitly: no globals, so each thread's inputs are in plain sight.
+ * explicitly: no globals, so each thread's inputs are in plain sight.  Each
+ * part of the balancer has its own file and header; this one only ties them
+ * together.
  */
 #ifndef HARBOR_H
 #define HARBOR_H
-
-#include <sys/socket.h>
 
 #include "config.h"
 #include "pool.h"
@@ -20,25 +20,11 @@
  * and a few frames; 64 KiB is room to spare (and for the sanitizers).
  */
 #define CONN_STACK_SIZE (64 * 1024)
-#define BRIDGE_BUF_SIZE (16 * 1024)
 
 struct harbor {
     struct addr listen;       /* LISTEN */
     struct pool pool;         /* BACKENDS */
     struct strategy strategy; /* round-robin */
 };
-
-/* What a bridge did: bytes each way, and why it ended. */
-struct bridge_stats {
-    unsigned long long up;   /* client to backend */
-    unsigned long long down; /* backend to client */
-    int err;                 /* 0 for EOF both ways, else the first errno */
-};
-
-/* Serve the client on cfd from a new thread; cfd is the thread's now. */
-void conn_start(struct harbor *h, int cfd, const struct sockaddr *peer);
-
-/* Copy both ways between cfd and bfd until both directions end.  0 or -1. */
-int bridge_run(int cfd, int bfd, struct bridge_stats *st);
 
 #endif

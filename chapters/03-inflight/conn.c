@@ -2,23 +2,26 @@
  * conn.c - one client connection, from accept to close.
  *
  * DESIGN: main() accepts and calls conn_start(), which hands the client fd
- * to a new detached thread.  From then on that thread owns both fds: it
- * waits for one of MAX_INFLIGHT slots, picks a backend, dials it, runs the
- * bridge (which borrows the fds and adds one thread for the reply direction,
- * joined before it returns), and closes both fds on its single way out.  A
- * failure anywhere ends this one client; the accept loop never waits for a
- * connection.
+ * to a new detached thread.  From then on that thread owns both fds, and:
+ *   - waits for one of MAX_INFLIGHT slots;
+ *   - picks a backend and dials it;
+ *   - runs the bridge, which borrows the fds and adds one thread for the
+ *     reply direction, joined before bridge_run() returns;
+ *   - closes both fds, on its single way out.
+ * A failure anywhere ends this one client; the accept loop never waits for
+ * a connection.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "harbor.h"
+#include "bridge.h"
+#include "conn.h"
+#include "dial.h"
 #include "log.h"
 #include "net.h"
 
@@ -29,58 +32,6 @@ struct conn {
     struct timespec started;  /* when accepted, for the duration */
 };
 
-/*
- * Connect to the backend within timeout_ms.  A blocking connect() to a host
- * that never answers waits out the kernel's SYN retries: over two minutes
- * on Linux.  So: make the socket non-blocking, start the connect (it says
- * EINPROGRESS), poll() for writable until the deadline, read the outcome
- * with SO_ERROR, and make the socket blocking again for the bridge.
- * Returns the fd, or -1 with errno (ETIMEDOUT when the deadline passed).
- */
-static int
-dial(const struct addr *a, int timeout_ms)
-{
-    struct pollfd pfd;
-    socklen_t len = sizeof(int);
-    int fd, flags, err = 0, rc, saved;
-
-    if ((fd = socket(a->sa.ss_family, SOCK_STREAM, 0)) < 0)
-        return -1;
-    flags = fcntl(fd, F_GETFL);
-    if (timeout_ms > 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-        goto fail;
-    if (connect(fd, (const struct sockaddr *)&a->sa, a->salen) == 0)
-        goto done; /* loopback can connect at once */
-    if (errno != EINPROGRESS)
-        goto fail;
-    pfd.fd = fd;
-    pfd.events = POLLOUT;
-    do
-        rc = poll(&pfd, 1, timeout_ms);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0)
-        goto fail;
-    if (rc == 0) {
-        errno = ETIMEDOUT;
-        goto fail;
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        goto fail;
-    if (err != 0) {
-        errno = err;
-        goto fail;
-    }
-done:
-    if (fcntl(fd, F_SETFL, flags) < 0)
-        goto fail;
-    return fd;
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-}
-
 static long
 ms_since(const struct timespec *t0)
 {
@@ -89,6 +40,24 @@ ms_since(const struct timespec *t0)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - t0->tv_sec) * 1000 +
            (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Dial b for c; on failure, log which backend and why.  The fd, or -1. */
+static int
+conn_try(struct conn *c, struct backend *b)
+{
+    char why[64];
+    int fd;
+
+    if ((fd = dial(&b->addr, c->h->connect_timeout_ms)) >= 0)
+        return fd;
+    if (errno == ETIMEDOUT)
+        snprintf(why, sizeof(why), "no answer in %d ms",
+                 c->h->connect_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "%s", strerror(errno));
+    log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text, why);
+    return -1;
 }
 
 static void *
@@ -115,16 +84,8 @@ conn_main(void *arg)
         goto release;
     }
     s->start(s, b);
-    if ((bfd = dial(&b->addr, c->h->connect_timeout_ms)) < 0) {
-        atomic_fetch_add(&b->failures, 1);
-        if (errno == ETIMEDOUT)
-            log_warn("%s: connect %s: no answer in %d ms", __func__,
-                     b->addr.text, c->h->connect_timeout_ms);
-        else
-            log_warn("%s: connect %s: %s", __func__, b->addr.text,
-                     strerror(errno));
+    if ((bfd = conn_try(c, b)) < 0)
         goto done;
-    }
     if (bridge_run(c->cfd, bfd, c->h->idle_timeout_ms, &st) < 0)
         goto done;
     if (st.err == ETIMEDOUT)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
@@ -20,6 +21,7 @@ static void
 harbor_config(struct harbor *h)
 {
     struct addr *backends;
+    struct backend *b;
     size_t i, n;
 
     memset(h, 0, sizeof(*h));
@@ -33,25 +35,21 @@ harbor_config(struct harbor *h)
     h->queue_timeout_ms = (int)config_number("QUEUE_TIMEOUT_MS", 5000);
 
     /* Every variable is good: only now build and say anything. */
-    if (pool_init(&h->pool) < 0) {
-        log_error("%s: pool: %s", __func__, strerror(errno));
-        exit(1);
-    }
+    if (pool_init(&h->pool) < 0)
+        fatal("%s: pool: %s", __func__, strerror(errno));
     for (i = 0; i < n; i++) {
-        if (pool_add(&h->pool, &backends[i]) < 0) {
-            log_error("%s: pool: %s", __func__, strerror(errno));
-            exit(1);
-        }
+        if ((b = backend_new(&backends[i])) == NULL ||
+            pool_add(&h->pool, b) < 0)
+            fatal("%s: pool: %s", __func__, strerror(errno));
+        backend_release(b); /* the pool holds it now */
         log_info("backend %s", backends[i].text);
     }
     free(backends);
-    strategy_init(&h->strategy, 0);
+    rr_init(&h->strategy);
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
-    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0) {
-        log_error("%s: slots: %s", __func__, strerror(errno));
-        exit(1);
-    }
+    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0)
+        fatal("%s: slots: %s", __func__, strerror(errno));
     log_info("max in-flight %d, queue timeout %d ms", h->max_inflight,
              h->queue_timeout_ms);
 }
@@ -75,10 +73,8 @@ main(void)
      */
     signal(SIGPIPE, SIG_IGN);
 
-    if ((lfd = net_listen(&h.listen, bound, sizeof(bound))) < 0) {
-        log_error("listen %s: %s", h.listen.text, strerror(errno));
-        exit(1);
-    }
+    if ((lfd = net_listen(&h.listen, bound, sizeof(bound))) < 0)
+        fatal("listen %s: %s", h.listen.text, strerror(errno));
     printf("Harbor Up\nlistening on %s\n", bound);
     fflush(stdout);
     log_info("listening on %s, strategy %s", bound, h.strategy.name);
@@ -87,8 +83,7 @@ main(void)
         peerlen = sizeof(peer);
         if ((cfd = net_accept(lfd, &peer, &peerlen)) < 0) {
             /* Only a broken listener gets here (EBADF, EINVAL...). */
-            log_error("accept: %s", strerror(errno));
-            exit(1);
+            fatal("accept: %s", strerror(errno));
         }
         conn_start(&h, cfd, (struct sockaddr *)&peer);
     }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
@@ -29,6 +30,7 @@ static void
 harbor_config(struct harbor *h)
 {
     struct addr *backends;
+    struct backend *b;
     size_t i, n;
 
     memset(h, 0, sizeof(*h));
@@ -43,31 +45,25 @@ harbor_config(struct harbor *h)
     h->drain_timeout_ms = (int)config_number("DRAIN_TIMEOUT_MS", 10000);
 
     /* Every variable is good: only now build and say anything. */
-    if (pool_init(&h->pool) < 0) {
-        log_error("%s: pool: %s", __func__, strerror(errno));
-        exit(1);
-    }
+    if (pool_init(&h->pool) < 0)
+        fatal("%s: pool: %s", __func__, strerror(errno));
     for (i = 0; i < n; i++) {
-        if (pool_add(&h->pool, &backends[i]) < 0) {
-            log_error("%s: pool: %s", __func__, strerror(errno));
-            exit(1);
-        }
+        if ((b = backend_new(&backends[i])) == NULL ||
+            pool_add(&h->pool, b) < 0)
+            fatal("%s: pool: %s", __func__, strerror(errno));
+        backend_release(b); /* the pool holds it now */
         log_info("backend %s", backends[i].text);
     }
     free(backends);
-    strategy_init(&h->strategy, 0);
+    rr_init(&h->strategy);
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
-    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0) {
-        log_error("%s: slots: %s", __func__, strerror(errno));
-        exit(1);
-    }
+    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0)
+        fatal("%s: slots: %s", __func__, strerror(errno));
     log_info("max in-flight %d, queue timeout %d ms", h->max_inflight,
              h->queue_timeout_ms);
-    if (conns_init(&h->conns) < 0) {
-        log_error("%s: conns: %s", __func__, strerror(errno));
-        exit(1);
-    }
+    if (conns_init(&h->conns) < 0)
+        fatal("%s: conns: %s", __func__, strerror(errno));
     atomic_init(&h->stopping, 0);
     log_info("drain timeout %d ms", h->drain_timeout_ms);
 }
@@ -102,22 +98,27 @@ signal_main(void *arg)
         } else {
             log_info("%s again: skipping the drain",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            conns_hurry(h);
+            conns_hurry(&h->conns);
         }
     }
     return NULL;
 }
 
-/* Let live connections finish for up to DRAIN_TIMEOUT_MS, then cut them. */
+/*
+ * Let live connections finish for up to DRAIN_TIMEOUT_MS, then cut them.
+ * Clients still waiting for a slot give up first: they have no backend to
+ * finish with.
+ */
 static void
 harbor_drain(struct harbor *h)
 {
     int left;
 
-    log_info("draining %d connections", conns_live(h));
-    if ((left = conns_drain(h, h->drain_timeout_ms)) > 0) {
+    log_info("draining %d connections", conns_live(&h->conns));
+    if ((left = conns_drain(&h->conns, h->drain_timeout_ms)) > 0) {
         log_info("closing %d connections", left);
-        conns_close_all(h);
+        slots_close(&h->slots);
+        conns_close_all(&h->conns);
     }
     log_info("shutdown complete");
 }
@@ -148,18 +149,14 @@ main(void)
      */
     signal(SIGPIPE, SIG_IGN);
 
-    if ((lfd = net_listen(&h.listen, bound, sizeof(bound))) < 0) {
-        log_error("listen %s: %s", h.listen.text, strerror(errno));
-        exit(1);
-    }
+    if ((lfd = net_listen(&h.listen, bound, sizeof(bound))) < 0)
+        fatal("listen %s: %s", h.listen.text, strerror(errno));
     printf("Harbor Up\nlistening on %s\n", bound);
     fflush(stdout);
     log_info("listening on %s, strategy %s", bound, h.strategy.name);
     h.lfd = lfd;
-    if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0) {
-        log_error("signal thread: %s", strerror(err));
-        exit(1);
-    }
+    if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0)
+        fatal("signal thread: %s", strerror(err));
 
     for (;;) {
         peerlen = sizeof(peer);
@@ -167,13 +164,13 @@ main(void)
             if (atomic_load(&h.stopping))
                 break; /* the signal thread shut the listener down */
             /* Only a broken listener gets here (EBADF, EINVAL...). */
-            log_error("accept: %s", strerror(errno));
-            exit(1);
+            fatal("accept: %s", strerror(errno));
         }
         conn_start(&h, cfd, (struct sockaddr *)&peer);
     }
     close(lfd);
     harbor_drain(&h);
+    h.strategy.destroy(&h.strategy);
     pool_destroy(&h.pool);
     return 0;
 }

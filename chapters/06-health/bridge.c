@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
@@ -140,8 +141,10 @@ int
 bridge_run(int cfd, int bfd, int idle_ms, struct bridge_stats *st)
 {
     atomic_llong last = now_ms();
-    struct pump up = {cfd, bfd, 0, 0, idle_ms, &last};
-    struct pump down = {bfd, cfd, 0, 0, idle_ms, &last};
+    struct pump up = {
+        .src = cfd, .dst = bfd, .idle_ms = idle_ms, .last = &last};
+    struct pump down = {
+        .src = bfd, .dst = cfd, .idle_ms = idle_ms, .last = &last};
     pthread_attr_t attr;
     pthread_t tid;
     int err;

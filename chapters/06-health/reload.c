@@ -16,8 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "harbor.h"
 #include "log.h"
+#include "reload.h"
 
 /*
  * Read path: one host:port a line, blank lines and # comments allowed.
@@ -104,9 +106,14 @@ reload_apply(struct harbor *h, const struct addr *v, size_t n)
         log_error("reload: %s", strerror(errno));
         return;
     }
-    for (j = 0; j < n; j++)
-        if (pool_add(&h->pool, &v[j]) == 0)
+    for (j = 0; j < n; j++) {
+        struct backend *b = backend_new(&v[j]);
+
+        if (b != NULL && pool_add(&h->pool, b) == 0)
             added++;
+        if (b != NULL)
+            backend_release(b); /* the pool holds it, or it was in already */
+    }
     for (i = 0; i < nold; i++) {
         for (j = 0; j < n; j++)
             if (strcmp(old[i]->addr.text, v[j].text) == 0)
@@ -115,8 +122,7 @@ reload_apply(struct harbor *h, const struct addr *v, size_t n)
             removed++;
     }
     pool_snapshot_free(old, nold);
-    h->strategy.rebuild(&h->strategy, &h->pool);
-    health_sync(h, 0); /* check the new backends, stop the removed */
+    health_sync(h, 0); /* check the new backends, stop the removed, rebuild */
     log_info("reload: %zu backends (+%d -%d)", n, added, removed);
 }
 
@@ -207,8 +213,8 @@ reload_start(struct harbor *h)
     struct reload *r = &h->reload;
     int err;
 
-    pthread_mutex_init(&r->lock, NULL);
-    if ((err = cond_init_monotonic(&r->wake)) != 0 ||
+    if ((err = pthread_mutex_init(&r->lock, NULL)) != 0 ||
+        (err = cond_init_monotonic(&r->wake)) != 0 ||
         (err = pthread_create(&r->tid, NULL, reload_main, h)) != 0) {
         errno = err;
         return -1;

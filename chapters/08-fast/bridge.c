@@ -37,9 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
+#include "workers.h"
 
 struct pump {
     int src, dst;             /* read from src, write to dst */
@@ -141,9 +143,10 @@ pump_write(struct pump *p, size_t n)
     return 0;
 }
 
-static void
-pump_run(struct pump *p)
+static void *
+pump_run(void *arg)
 {
+    struct pump *p = arg;
     ssize_t n = -1;
 
     if ((p->pipe = pipe_get()) == NULL)
@@ -192,6 +195,7 @@ out:
         shutdown(p->src, SHUT_RDWR);
         shutdown(p->dst, SHUT_RDWR);
     }
+    return NULL;
 }
 
 /* The reply pump's job.  p lives on the connection thread's stack, which
@@ -225,8 +229,10 @@ bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
            struct bridge_stats *st)
 {
     atomic_llong last = now_ms();
-    struct pump up = {.src = cfd, .dst = bfd, .idle_ms = idle_ms};
-    struct pump down = {.src = bfd, .dst = cfd, .idle_ms = idle_ms};
+    struct pump up = {
+        .src = cfd, .dst = bfd, .idle_ms = idle_ms, .last = &last};
+    struct pump down = {
+        .src = bfd, .dst = cfd, .idle_ms = idle_ms, .last = &last};
 
     if (idle_ms > 0) {
         set_deadlines(cfd, idle_ms);
@@ -235,7 +241,6 @@ bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
     /* Pass each piece on as soon as it is read (see net_nodelay()). */
     net_nodelay(cfd);
     net_nodelay(bfd);
-    up.last = down.last = &last;
     sem_init(&down.done, 0, 0);
     down.job.fn = pump_job;
     down.job.arg = &down;

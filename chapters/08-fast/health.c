@@ -1,46 +1,77 @@
 /*
- * health.c - active health checks, one thread per backend.
+ * health.c - active health checks, one thread per backend, and the set of
+ * backends that are up.
  *
- * DESIGN: health_sync() keeps one checker thread per backend in the pool:
- * it starts one for each new backend (holding a reference to it) and stops
- * and joins the checkers of backends a reload removed.  A checker sleeps on
- * a condition variable, so stopping it takes no longer than the check in
- * progress (at most HEALTH_TIMEOUT_MS).  The first checks are spread over
- * one interval, so that a pool of many backends is not probed in one burst.
- * Results, active and passive, go through health_report(), which runs the
- * rise/fall state machine under the backend's lock and flips b->up, the
- * one thing a strategy's pick looks at.
+ * DESIGN: one checker per backend in the pool (health_sync()).  Results,
+ * active and passive, go through the backend's rise/fall machine; one that
+ * flips leaves or rejoins h->health.up, a pool of its own, and the strategy
+ * is rebuilt over it.  Connections pick from the up set: neither the pool
+ * nor the strategy hears of health.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "dial.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
+#include "risefall.h"
 
 struct checker {
     struct harbor *h;
     struct backend *b;    /* held for the checker's lifetime */
+    struct risefall rf;   /* b's state; guarded by h->health.lock */
     int delay_ms;         /* before the first check */
-    int stop;             /* guarded by h->checkers.lock */
-    pthread_t tid;        /* joined by health_sync() */
-    struct checker *next; /* on h->checkers.list; guarded by its lock */
+    int stop;             /* guarded by h->health.lock */
+    int running;          /* its thread started: health_sync() joins it */
+    pthread_t tid;        /* read by health_sync() only */
+    struct checker *next; /* on h->health.list; guarded by its lock */
 };
+
+int
+health_init(struct health *hl)
+{
+    if ((errno = pthread_mutex_init(&hl->lock, NULL)) != 0 ||
+        (errno = cond_init_monotonic(&hl->wake)) != 0)
+        return -1;
+    return pool_init(&hl->up);
+}
+
+/* b's checker, or NULL.  Caller holds hl->lock. */
+static struct checker *
+checker_of(struct health *hl, const struct backend *b)
+{
+    struct checker *k;
+
+    for (k = hl->list; k != NULL && k->b != b; k = k->next)
+        ;
+    return k;
+}
 
 void
 health_report(struct harbor *h, struct backend *b, int ok, const char *why)
 {
-    int flipped;
+    struct health *hl = &h->health;
+    struct checker *k;
+    int flipped = 0;
 
-    pthread_mutex_lock(&b->lock);
-    flipped = health_record(&b->health, ok, h->health_rise, h->health_fall);
+    pthread_mutex_lock(&hl->lock);
+    /* No checker: b left the pool, and its results go with it. */
+    if ((k = checker_of(hl, b)) != NULL)
+        flipped = risefall_record(&k->rf, ok, h->health_rise, h->health_fall);
+    if (flipped && ok)
+        pool_add(&hl->up, b);
+    else if (flipped)
+        pool_remove(&hl->up, b->addr.text);
     if (flipped)
-        atomic_store(&b->up, b->health.up);
-    pthread_mutex_unlock(&b->lock);
+        h->strategy.rebuild(&h->strategy, &hl->up);
+    pthread_mutex_unlock(&hl->lock);
     if (flipped && ok)
         log_info("backend %s UP", b->addr.text);
     else if (flipped)
@@ -48,57 +79,49 @@ health_report(struct harbor *h, struct backend *b, int ok, const char *why)
 }
 
 /*
- * Read the status line of an HTTP response from fd by deadline, and pass
- * on 2xx only.  A status line can arrive in pieces, so keep reading until
- * its end, a full buffer, EOF or the deadline.
+ * GET HEALTH_PATH; pass on a 2xx only.  With SO_RCVTIMEO set to the time
+ * left, one recv(MSG_WAITALL) returns when the buffer is full, at EOF (we
+ * ask for Connection: close) or at the deadline, whichever comes first.
  */
 static int
-http_status(int fd, const struct timespec *deadline, char *why, size_t len)
+http_check(struct harbor *h, struct backend *b, int fd,
+           const struct timespec *deadline, char *why, size_t len)
 {
-    char buf[128] = {0};
-    size_t got = 0;
-    struct pollfd pfd = {fd, POLLIN, 0};
+    char req[512], buf[128] = {0};
     struct timespec now;
-    ssize_t n;
-    int ms, status;
+    struct timeval tv;
+    int n, ms, status = 0;
 
-    while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (int)((deadline->tv_sec - now.tv_sec) * 1000 +
-                   (deadline->tv_nsec - now.tv_nsec) / 1000000);
-        if (ms <= 0 || poll(&pfd, 1, ms) == 0) {
-            snprintf(why, len, "no HTTP status in time");
-            return 0;
-        }
-        if ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) < 0 &&
-            errno != EINTR) {
-            snprintf(why, len, "%s", strerror(errno));
-            return 0;
-        }
-        if (n == 0)
-            break;
-        if (n > 0)
-            got += (size_t)n;
-    }
-    buf[got] = '\0';
-    if (sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
-        snprintf(why, len, "not an HTTP status line");
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                 h->health_path, b->addr.text);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (int)((deadline->tv_sec - now.tv_sec) * 1000 +
+               (deadline->tv_nsec - now.tv_nsec) / 1000000);
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    if (ms <= 0 || write_all(fd, req, (size_t)n) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        recv(fd, buf, sizeof(buf) - 1, MSG_WAITALL) < 0) {
+        snprintf(why, len, "%s",
+                 ms <= 0 || errno == EAGAIN ? "no HTTP status in time"
+                                            : strerror(errno));
         return 0;
     }
+    sscanf(buf, "HTTP/1.%*1[01] %3d", &status); /* 0: not a status line */
     if (status < 200 || status > 299) {
-        snprintf(why, len, "HTTP %d", status);
+        snprintf(why, len, "HTTP status %d", status);
         return 0;
     }
     return 1;
 }
 
-/* One check: connect (tcp), plus GET HEALTH_PATH and a 2xx (http). */
+/* One check: connect (tcp), plus an HTTP exchange (http). */
 static int
 health_check(struct harbor *h, struct backend *b, char *why, size_t len)
 {
     struct timespec deadline;
-    char req[512];
-    int fd, ok = 1, n;
+    int fd, ok = 1;
 
     deadline_in(&deadline, h->health_timeout_ms);
     if ((fd = dial(&b->addr, h->health_timeout_ms)) < 0) {
@@ -106,113 +129,98 @@ health_check(struct harbor *h, struct backend *b, char *why, size_t len)
                  errno == ETIMEDOUT ? "connect timed out" : strerror(errno));
         return 0;
     }
-    if (h->health_check == CHECK_HTTP) {
-        n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\n"
-                     "User-Agent: harbor-health\r\nConnection: close\r\n\r\n",
-                     h->health_path, b->addr.text);
-        if (write_all(fd, req, (size_t)n) < 0) {
-            snprintf(why, len, "%s", strerror(errno));
-            ok = 0;
-        } else {
-            ok = http_status(fd, &deadline, why, len);
-        }
-    }
+    if (h->health_check == CHECK_HTTP)
+        ok = http_check(h, b, fd, &deadline, why, len);
     close(fd);
     return ok;
 }
 
-/* Sleep ms, or until stopped.  Returns 1 when the checker must stop. */
-static int
-checker_sleep(struct checker *k, int ms)
-{
-    struct checkers *l = &k->h->checkers;
-    struct timespec deadline;
-    int stop;
-
-    deadline_in(&deadline, ms);
-    pthread_mutex_lock(&l->lock);
-    while (!k->stop &&
-           pthread_cond_timedwait(&l->wake, &l->lock, &deadline) == 0)
-        ;
-    stop = k->stop;
-    pthread_mutex_unlock(&l->lock);
-    return stop;
-}
-
+/* Check, sleep an interval, again; the sleep ends early on stop. */
 static void *
 checker_main(void *arg)
 {
     struct checker *k = arg;
+    struct health *hl = &k->h->health;
+    struct timespec ts, *deadline = deadline_in(&ts, k->delay_ms);
     char why[128];
-    int ms = k->delay_ms, ok;
+    int ok;
 
-    while (!checker_sleep(k, ms)) {
+    pthread_mutex_lock(&hl->lock);
+    for (;;) {
+        while (!k->stop && deadline != NULL && /* NULL: a delay of 0 */
+               cond_wait_until(&hl->wake, &hl->lock, deadline) == 0)
+            ;
+        if (k->stop)
+            break;
+        pthread_mutex_unlock(&hl->lock); /* never held across a check */
         ok = health_check(k->h, k->b, why, sizeof(why));
         health_report(k->h, k->b, ok, why);
-        ms = k->h->health_interval_ms;
+        deadline = deadline_in(&ts, k->h->health_interval_ms);
+        pthread_mutex_lock(&hl->lock);
     }
+    pthread_mutex_unlock(&hl->lock);
     return NULL;
 }
 
 /*
- * Give every backend in the pool a checker, and stop those whose backend
- * left it.  Called at start-up and after each reload, from one thread at a
- * time; with stop_all, stops every checker (at shutdown).
+ * The first checks are spread over one interval.  Threads start and are
+ * joined outside the lock they sleep on; only this function touches
+ * running and tid, on one thread at a time.
  */
 void
 health_sync(struct harbor *h, int stop_all)
 {
-    struct checkers *l = &h->checkers;
+    struct health *hl = &h->health;
     struct checker *k, **kp, *gone = NULL;
     struct backend **v;
     size_t n, keep, i;
 
-    if (h->health_check == CHECK_OFF)
-        return;
     if (pool_snapshot(&h->pool, &v, &n) < 0) {
         log_error("%s: %s", __func__, strerror(errno));
         return;
     }
     keep = stop_all ? 0 : n; /* stop_all: as if the pool were empty */
-
-    pthread_mutex_lock(&l->lock);
-    for (kp = &l->list; (k = *kp) != NULL;) {
+    pthread_mutex_lock(&hl->lock);
+    for (kp = &hl->list; (k = *kp) != NULL;) {
         if (!backend_in(v, keep, k->b)) {
             k->stop = 1;
             *kp = k->next;
             k->next = gone;
             gone = k;
+            pool_remove(&hl->up, k->b->addr.text);
         } else {
             kp = &k->next;
         }
     }
     for (i = 0; i < keep; i++) {
-        for (k = l->list; k != NULL && k->b != v[i]; k = k->next)
-            ;
-        if (k != NULL || (k = calloc(1, sizeof(*k))) == NULL)
+        if (checker_of(hl, v[i]) != NULL || (k = calloc(1, sizeof(*k))) == NULL)
             continue;
         k->h = h;
         k->b = v[i];
         backend_hold(k->b);
-        k->delay_ms = (int)((long long)h->health_interval_ms * (long long)i /
-                            (long long)keep);
-        if ((errno = pthread_create(&k->tid, NULL, checker_main, k)) != 0) {
-            log_error("%s: checker for %s: %s", __func__, k->b->addr.text,
-                      strerror(errno));
-            backend_release(k->b);
-            free(k);
-            continue;
-        }
-        k->next = l->list;
-        l->list = k;
+        k->rf.up = 1;
+        k->delay_ms = (int)(h->health_interval_ms * (long long)i / (long)n);
+        k->next = hl->list;
+        hl->list = k;
+        pool_add(&hl->up, k->b);
     }
-    pthread_cond_broadcast(&l->wake); /* the stopped ones wake and end */
-    pthread_mutex_unlock(&l->lock);
+    h->strategy.rebuild(&h->strategy, &hl->up);
+    pthread_cond_broadcast(&hl->wake); /* the stopped ones wake and end */
+    pthread_mutex_unlock(&hl->lock);
 
-    while ((k = gone) != NULL) { /* join outside the lock they sleep on */
+    for (k = hl->list; k != NULL && h->health_check != CHECK_OFF; k = k->next) {
+        if (k->running)
+            continue;
+        if ((errno = pthread_create(&k->tid, NULL, checker_main, k)) == 0)
+            k->running = 1;
+        else
+            log_error("%s: checker %s: %s", __func__, k->b->addr.text,
+                      strerror(errno));
+    }
+    while ((k = gone) != NULL) {
         gone = k->next;
-        pthread_join(k->tid, NULL);
+        if (k->running)
+            pthread_join(k->tid, NULL);
         backend_release(k->b);
         free(k);
     }

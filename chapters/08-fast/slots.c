@@ -1,34 +1,16 @@
 /*
  * slots.c - a counting semaphore: at most n connections hold a slot.
  *
- * Built from a mutex and a condition variable rather than POSIX sem_t:
- * sem_timedwait() takes a wall-clock deadline, which jumps when the clock is
- * set, and macOS has no unnamed semaphores at all.  A condition variable on
- * CLOCK_MONOTONIC waits out exactly the time it was asked to, and the whole
- * semaphore is a dozen lines a learner can read.
+ * Built from a mutex and a condition variable rather than POSIX sem_t,
+ * because sem_timedwait() takes a wall-clock deadline, which jumps when
+ * the clock is set.  A condition variable on CLOCK_MONOTONIC (clock.c)
+ * waits out exactly the time it was asked to, and the whole semaphore is a
+ * dozen lines a learner can read.
  */
 #include <errno.h>
-#include <time.h>
 
-#include "harbor.h"
-
-/*
- * A condition variable whose timed waits read CLOCK_MONOTONIC, the clock
- * deadline_in() uses; the default is the wall clock, and a deadline from
- * one clock read against the other is long past or far away.
- */
-int
-cond_init_monotonic(pthread_cond_t *cond)
-{
-    pthread_condattr_t attr;
-    int err;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    err = pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-    return err;
-}
+#include "clock.h"
+#include "slots.h"
 
 int
 slots_init(struct slots *s, unsigned n)
@@ -49,38 +31,8 @@ fail:
 }
 
 /*
- * Fill *ts with the CLOCK_MONOTONIC time ms milliseconds from now.  Returns
- * ts, or NULL when ms is 0: a timeout of 0 means no limit, and that is what
- * cond_wait_until() makes of a NULL deadline.
- */
-struct timespec *
-deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-    return ms > 0 ? ts : NULL;
-}
-
-/* Wait on cond, lock held, until deadline (NULL: no limit).  0 or ETIMEDOUT. */
-int
-cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
-                const struct timespec *deadline)
-{
-    if (deadline == NULL)
-        return pthread_cond_wait(cond, lock);
-    return pthread_cond_timedwait(cond, lock, deadline);
-}
-
-/*
- * Take a slot, waiting up to timeout_ms for one (0: as long as it takes).
- * 0, or -1 with errno ETIMEDOUT, or ECANCELED after slots_close().  The loop
- * re-checks after every wake-up: a condition variable may wake spuriously, and
- * another waiter may have taken the slot first.
+ * The loop re-checks after every wake-up: a condition variable may wake
+ * spuriously, and another waiter may have taken the slot first.
  */
 int
 slots_acquire(struct slots *s, int timeout_ms)
@@ -114,7 +66,6 @@ slots_release(struct slots *s)
     pthread_cond_signal(&s->freed); /* one slot, one waiter */
 }
 
-/* Shutting down: wake every waiter, and make them give up. */
 void
 slots_close(struct slots *s)
 {

@@ -3,41 +3,37 @@
  *
  * DESIGN: workers_run() hands a job to a parked thread when one is waiting,
  * and starts a new thread only when none is.  A thread that has finished a
- * job parks on a condition variable for WORKER_IDLE_MS; if no job comes it
- * detaches itself and ends, so a quiet balancer goes back to no spare
- * threads.  At shutdown workers_stop() wakes the parked ones and joins
- * them, so that none is still ending while the process exits.  A job runs
- * from start to end on one thread: a connection still owns its threads
- * while it lives.  Why: a new thread costs a clone(), an mmap() of its
- * stack with a guard page, and their undoing; a parked one costs a wake-up.
+ * job parks on a condition variable for WORKER_IDLE_MS, then moves itself
+ * to w->gone and ends: the next workers_run() that starts a thread joins
+ * it, and workers_stop() joins every thread at shutdown, so none is still
+ * ending while the process exits.  A job runs from start to end on one
+ * thread.  Why: a new thread costs a clone(), an mmap() of its stack and
+ * their undoing; a parked one costs a wake-up.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "clock.h"
 #include "harbor.h"
+#include "workers.h"
 
 /* One thread of the pool. */
 struct worker {
     struct workers *w;
     struct job *first;          /* the job it was started for */
-    pthread_t tid;              /* read by workers_stop() only */
-    struct worker *prev, *next; /* on w->all; guarded by w->lock */
+    pthread_t tid;              /* joined by whoever takes it off gone */
+    struct worker *prev, *next; /* on w->all, or next on w->gone */
 };
 
 int
 workers_init(struct workers *w)
 {
-    int err;
-
-    w->head = NULL;
+    memset(w, 0, sizeof(*w));
     w->tail = &w->head;
-    w->all = NULL;
-    w->queued = w->idle = w->stop = 0;
-    if ((err = pthread_mutex_init(&w->lock, NULL)) != 0 ||
-        (err = cond_init_monotonic(&w->wake)) != 0) {
-        errno = err;
+    if ((errno = pthread_mutex_init(&w->lock, NULL)) != 0 ||
+        (errno = cond_init_monotonic(&w->wake)) != 0)
         return -1;
-    }
     return 0;
 }
 
@@ -53,34 +49,46 @@ worker_unlink(struct workers *w, struct worker *k)
         k->next->prev = k->prev;
 }
 
+/* Join and free every worker on the chain k (taken off w->gone). */
+static void
+workers_join(struct worker *k)
+{
+    struct worker *next;
+
+    for (; k != NULL; k = next) {
+        next = k->next;
+        pthread_join(k->tid, NULL);
+        free(k);
+    }
+}
+
 static void *
 worker_main(void *arg)
 {
     struct worker *k = arg;
     struct workers *w = k->w;
     struct job *j = k->first;
-    struct timespec deadline;
+    struct timespec ts, *deadline;
     int err;
 
     for (;;) {
         j->fn(j->arg); /* may free j: do not touch it after this */
         pthread_mutex_lock(&w->lock);
         w->idle++;
-        deadline_in(&deadline, WORKER_IDLE_MS);
+        deadline = deadline_in(&ts, WORKER_IDLE_MS);
         err = 0;
         while (w->head == NULL && !w->stop && err == 0)
-            err = pthread_cond_timedwait(&w->wake, &w->lock, &deadline);
+            err = cond_wait_until(&w->wake, &w->lock, deadline);
         w->idle--;
         if ((j = w->head) != NULL) {
             if ((w->head = j->next) == NULL)
                 w->tail = &w->head;
             w->queued--;
         } else if (!w->stop) {
-            /* Parked WORKER_IDLE_MS for nothing: leave, and let nobody
-             * wait to join us. */
+            /* Parked WORKER_IDLE_MS for nothing: leave, to be joined. */
             worker_unlink(w, k);
-            pthread_detach(pthread_self());
-            free(k);
+            k->next = w->gone;
+            w->gone = k;
         }
         pthread_mutex_unlock(&w->lock);
         if (j == NULL)
@@ -89,15 +97,14 @@ worker_main(void *arg)
 }
 
 /*
- * Run j->fn(j->arg) on a parked thread, or on a new one.  A job is handed
- * over only while there are more parked threads than jobs waiting, so each
- * one queued has a thread that will take it.  0, or -1 with errno.
+ * A job is handed over only while there are more parked threads than jobs
+ * waiting, so each one queued has a thread that will take it.
  */
 int
 workers_run(struct workers *w, struct job *j)
 {
     pthread_attr_t attr;
-    struct worker *k;
+    struct worker *k, *gone;
     int err;
 
     j->next = NULL;
@@ -110,10 +117,14 @@ workers_run(struct workers *w, struct job *j)
         pthread_mutex_unlock(&w->lock);
         return 0;
     }
+    gone = w->gone;
+    w->gone = NULL;
     pthread_mutex_unlock(&w->lock);
 
     /* A new thread, started outside the lock: a clone() and an mmap()
-     * must not hold up the hand-offs and the parked threads. */
+     * must not hold up the hand-offs and the parked threads.  The threads
+     * that left are joined here too, off the hand-off path. */
+    workers_join(gone);
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return -1;
     k->w = w;
@@ -139,22 +150,18 @@ workers_run(struct workers *w, struct job *j)
     return 0;
 }
 
-/* Shutdown, once every job has ended: wake the parked threads and join
- * them all. */
 void
 workers_stop(struct workers *w)
 {
-    struct worker *k, *all;
+    struct worker *all, *gone;
 
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
     all = w->all;
-    w->all = NULL;
+    gone = w->gone;
+    w->all = w->gone = NULL;
     pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
-    while ((k = all) != NULL) {
-        all = k->next;
-        pthread_join(k->tid, NULL);
-        free(k);
-    }
+    workers_join(all);
+    workers_join(gone);
 }

@@ -1,0 +1,12 @@
+/*
+ * dial.h - connect to a backend (dial.c).
+ */
+#ifndef HARBOR_DIAL_H
+#define HARBOR_DIAL_H
+
+#include "config.h"
+
+/* Connect to a.  Returns the fd, or -1 with errno set. */
+int dial(const struct addr *a);
+
+#endif

@@ -1,0 +1,38 @@
+/* workers.h - reuse finished threads (workers.c). */
+#ifndef HARBOR_WORKERS_H
+#define HARBOR_WORKERS_H
+
+#include <pthread.h>
+
+/* A parked worker thread waits this long for a job, then ends. */
+#define WORKER_IDLE_MS 10000
+
+/* A job for a worker thread: fn(arg), from start to end on one thread. */
+struct job {
+    void (*fn)(void *arg);
+    void *arg;
+    struct job *next; /* on workers.head; guarded by its lock */
+};
+
+struct worker;
+
+/* Parked threads, and the jobs handed to them. */
+struct workers {
+    pthread_mutex_t lock;     /* guards everything below */
+    pthread_cond_t wake;      /* signalled when a job is queued */
+    struct job *head, **tail; /* jobs handed over, not yet taken */
+    struct worker *all;       /* every thread still serving or parked */
+    struct worker *gone;      /* threads that left, not yet joined */
+    int queued;               /* jobs on the queue */
+    int idle;                 /* threads parked, waiting for a job */
+    int stop;                 /* shutting down: parked threads end */
+};
+
+/* 0, or -1 with errno. */
+int workers_init(struct workers *w);
+/* Run j on a parked thread, or a new one.  0, or -1 with errno. */
+int workers_run(struct workers *w, struct job *j);
+/* Shutdown, once every job has ended: wake the parked threads, join all. */
+void workers_stop(struct workers *w);
+
+#endif
