@@ -22,10 +22,12 @@ CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(notdir $(d
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
-COMMON_SRC := common/config.c common/health.c common/log.c common/net.c \
-              common/pool.c common/strategy.c
+# Library code shared by every chapter; the echo backend is a program of its
+# own in common/echo/.
+COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
 COMMON_HDR := $(wildcard common/*.h)
+ECHO_SRC   := $(sort $(wildcard common/echo/*.c))
 
 UNIT_SRC     := $(sort $(wildcard tests/unit_*.c))
 SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/scenarios.c \
@@ -46,9 +48,9 @@ $(BUILD)/common/%.o: common/%.c $(COMMON_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/echo: common/echo.c $(COMMON_OBJ) $(COMMON_HDR)
+$(BUILD)/echo: $(ECHO_SRC) $(COMMON_OBJ) $(COMMON_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ common/echo.c $(COMMON_OBJ) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Icommon -o $@ $(ECHO_SRC) $(COMMON_OBJ) $(LDFLAGS)
 
 # build/harbor-NN from chapters/NN-*/*.c: the stem is the chapter number.
 .SECONDEXPANSION:
@@ -115,7 +117,7 @@ sanitize: deps
 	    echo "sanitize: reports above"; exit 1; fi
 	@echo "sanitize: clean"
 
-LINT_FILES = $(wildcard common/*.[ch] chapters/*/*.[ch] tests/*.[ch])
+LINT_FILES = $(wildcard common/*.[ch] common/echo/*.[ch] chapters/*/*.[ch] tests/*.[ch])
 lint:
 	@echo "clang-format --dry-run --Werror <$(words $(LINT_FILES)) files>"
 	@clang-format --dry-run --Werror $(LINT_FILES)
