@@ -22,22 +22,39 @@ CFLAGS  := -std=c11 -Wall -Wextra $(WERROR) $(OPT) -g -pthread \
            -D_DEFAULT_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS)
 
+# chapter_nn: chapters/07-leastconn -> 07
+chapter_nn = $(firstword $(subst -, ,$(notdir $(1))))
+
 CHAPTER_DIRS := $(sort $(wildcard chapters/[0-9][0-9]-*))
-CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(notdir $(d)))))
+CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(call chapter_nn,$(d)))
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
 # Library code shared by every chapter; the echo backend is a program of its
 # own in common/echo/.
 COMMON_SRC := $(sort $(wildcard common/*.c))
-COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
-COMMON_HDR := $(wildcard common/*.h)
 ECHO_SRC   := $(sort $(wildcard common/echo/*.c))
 
 UNIT_SRC     := $(sort $(wildcard tests/unit_*.c))
 SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/scenarios.c \
                 $(sort $(wildcard tests/scenario_[0-9][0-9]*.c))
-TEST_HDR     := $(wildcard tests/*.h)
+
+# Every source compiles to an object of its own under $(BUILD), chapter NN's
+# under $(BUILD)/ch/NN/.  Beside each object the compiler writes a .d file
+# naming the headers it read (-MMD), with an empty rule per header so that
+# deleting one is no error (-MP).  Including those files, at the end, is
+# what makes touching a header rebuild exactly the objects that read it.
+DEPFLAGS := -MMD -MP
+
+COMMON_OBJ   := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
+ECHO_OBJ     := $(ECHO_SRC:common/%.c=$(BUILD)/common/%.o)
+CHAPTER_OBJ  := $(foreach d,$(CHAPTER_DIRS),$(patsubst $(d)/%.c, \
+                  $(BUILD)/ch/$(call chapter_nn,$(d))/%.o,$(wildcard $(d)/*.c)))
+UNIT_OBJ     := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%.o)
+SCENARIO_OBJ := $(SCENARIO_SRC:tests/%.c=$(BUILD)/tests/%.o)
+
+# chapter_obj: 07 -> the objects of chapter 07
+chapter_obj = $(filter $(BUILD)/ch/$(1)/%,$(CHAPTER_OBJ))
 
 # Check is only needed by the tests; ask pkg-config lazily.
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -46,35 +63,40 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 .PHONY: all test test-unit test-scenarios test-mine sanitize lint demo \
         deps clean
 .DELETE_ON_ERROR:
+.SECONDEXPANSION:
 
 all: $(BUILD)/echo $(HARBORS)
 
-$(BUILD)/common/%.o: common/%.c $(COMMON_HDR)
+$(BUILD)/common/%.o: common/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Icommon -c -o $@ $<
 
-$(BUILD)/echo: $(ECHO_SRC) $(COMMON_OBJ) $(COMMON_HDR)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ $(ECHO_SRC) $(COMMON_OBJ) $(LDFLAGS)
+$(BUILD)/echo: $(ECHO_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
-# build/harbor-NN from chapters/NN-*/*.c: the stem is the chapter number.
-.SECONDEXPANSION:
-$(BUILD)/harbor-%: $$(wildcard chapters/$$*-*/*.c chapters/$$*-*/*.h) \
-                   $(COMMON_OBJ) $(COMMON_HDR)
+# $(BUILD)/ch/NN/foo.o from chapters/NN-*/foo.c: the stem is NN/foo.
+$(BUILD)/ch/%.o: $$(wildcard chapters/$$(*D)-*/$$(*F).c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ $(wildcard chapters/$*-*/*.c) \
-	    $(COMMON_OBJ) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -I$(<D) -Icommon -c -o $@ $<
 
-$(BUILD)/tests/unit: $(UNIT_SRC) $(COMMON_OBJ) $(COMMON_HDR) $(TEST_HDR)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Icommon -o $@ $(UNIT_SRC) \
-	    $(COMMON_OBJ) $(CHECK_LIBS) $(LDFLAGS)
+# Only that pattern rule names the chapter objects, so make would take them
+# for intermediate files and delete them after every build.
+.SECONDARY: $(CHAPTER_OBJ)
 
-$(BUILD)/tests/scenarios: $(SCENARIO_SRC) $(COMMON_OBJ) $(COMMON_HDR) \
-                          $(TEST_HDR)
+# build/harbor-NN from the objects of chapters/NN-*/: the stem is the
+# chapter number.
+$(BUILD)/harbor-%: $$(call chapter_obj,$$*) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+
+$(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Icommon -o $@ $(SCENARIO_SRC) \
-	    $(COMMON_OBJ) $(CHECK_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(DEPFLAGS) -Icommon -c -o $@ $<
+
+$(BUILD)/tests/unit: $(UNIT_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDFLAGS)
+
+$(BUILD)/tests/scenarios: $(SCENARIO_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDFLAGS)
 
 deps:
 	@scripts/install-deps
@@ -136,3 +158,7 @@ demo: all
 
 clean:
 	rm -rf $(BUILD)
+
+# The header dependencies the compiler wrote (see DEPFLAGS).
+-include $(wildcard $(patsubst %.o,%.d,$(COMMON_OBJ) $(ECHO_OBJ) \
+    $(CHAPTER_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ)))
