@@ -2,6 +2,7 @@
 #
 #   make            build/echo and build/harbor-NN for every chapters/NN-*/
 #   make test       unit tests, then every chapter's scenarios against it
+#   make tests      build the test programs, run none
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
 #   make lint       clang-format check and cppcheck
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
@@ -56,11 +57,33 @@ SCENARIO_OBJ := $(SCENARIO_SRC:tests/%.c=$(BUILD)/tests/%.o)
 # chapter_obj: 07 -> the objects of chapter 07
 chapter_obj = $(filter $(BUILD)/ch/$(1)/%,$(CHAPTER_OBJ))
 
+# A chapter module's unit tests.  tests/chapter_<name>.c is a Check program
+# for the <name>.c that some chapters have, run against each of them:
+# tests/chapter_least.c tests chapters/07-leastconn/least.c and every later
+# chapter's copy.  Each pair is a word NN/name in CHAPTER_TESTS, and
+# $(BUILD)/tests/name-NN is built from the test, that chapter's name.c and
+# common/.
+CHAPTER_TESTS := $(foreach t,$(patsubst tests/chapter_%.c,%,$(sort \
+                   $(wildcard tests/chapter_*.c))),$(foreach n,$(CHAPTERS), \
+                   $(if $(wildcard chapters/$(n)-*/$(t).c),$(n)/$(t))))
+
+# For a pair NN/name: its chapter number, the test, the source it tests,
+# that chapter's directory, the test's object and the program.
+ct_nn   = $(patsubst %/,%,$(dir $(1)))
+ct_test = tests/chapter_$(notdir $(1)).c
+ct_src  = $(firstword $(wildcard chapters/$(call ct_nn,$(1))-*/$(notdir $(1)).c))
+ct_dir  = $(patsubst %/,%,$(dir $(call ct_src,$(1))))
+ct_obj  = $(BUILD)/tests/ch/$(dir $(1))chapter_$(notdir $(1)).o
+ct_prog = $(BUILD)/tests/$(notdir $(1))-$(call ct_nn,$(1))
+
+CHAPTER_TEST_OBJ  := $(foreach p,$(CHAPTER_TESTS),$(call ct_obj,$(p)))
+CHAPTER_TEST_PROG := $(foreach p,$(CHAPTER_TESTS),$(call ct_prog,$(p)))
+
 # Check is only needed by the tests; ask pkg-config lazily.
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test test-unit test-scenarios test-mine sanitize lint demo \
+.PHONY: all tests test test-unit test-scenarios test-mine sanitize lint demo \
         deps clean
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
@@ -98,18 +121,36 @@ $(BUILD)/tests/unit: $(UNIT_OBJ) $(COMMON_OBJ)
 $(BUILD)/tests/scenarios: $(SCENARIO_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDFLAGS)
 
+# The two rules of one pair NN/name: the test compiled against chapter NN's
+# headers, and the program.
+define chapter_test
+$(call ct_obj,$(1)): $(call ct_test,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(CHECK_CFLAGS) $$(DEPFLAGS) \
+	    -I$(call ct_dir,$(1)) -Icommon -c -o $$@ $$<
+
+$(call ct_prog,$(1)): $(call ct_obj,$(1)) $(BUILD)/ch/$(1).o $(COMMON_OBJ)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LDFLAGS)
+endef
+$(foreach p,$(CHAPTER_TESTS),$(eval $(call chapter_test,$(p))))
+
+# Every test program; none of them is needed to build Harbor.
+tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG)
+
 deps:
 	@scripts/install-deps
 
-# The unit tests, then each chapter's binary against the scenarios of that
-# chapter and of every chapter before it.
+# The unit tests (of common/, then of the chapter modules), then each
+# chapter's binary against the scenarios of that chapter and of every
+# chapter before it.
 test: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/unit \
-	    $(BUILD)/tests/scenarios
+	@$(MAKE) --no-print-directory all tests
 	@$(MAKE) --no-print-directory test-unit test-scenarios
 
 test-unit:
 	$(BUILD)/tests/unit
+	@$(foreach p,$(CHAPTER_TESTS), \
+	    echo "== unit tests of $(call ct_src,$(p))" && $(call ct_prog,$(p)) &&) :
 
 test-scenarios:
 	@set -e; for ch in $(CHAPTERS); do \
@@ -135,10 +176,10 @@ sanitize: deps
 	@rm -f $(BUILD)/asan/report.* $(BUILD)/tsan/report.*
 	$(call SAN_ENV,asan) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 	    OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    all $(BUILD)/asan/tests/unit $(BUILD)/asan/tests/scenarios test-unit test-scenarios
+	    all tests test-unit test-scenarios
 	$(call SAN_ENV,tsan) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
 	    OPT=-O1 SANFLAGS="-fsanitize=thread" \
-	    all $(BUILD)/tsan/tests/unit $(BUILD)/tsan/tests/scenarios test-unit test-scenarios
+	    all tests test-unit test-scenarios
 	@if ls $(BUILD)/asan/report.* $(BUILD)/tsan/report.* >/dev/null 2>&1; then \
 	    cat $(BUILD)/asan/report.* $(BUILD)/tsan/report.* 2>/dev/null; \
 	    echo "sanitize: reports above"; exit 1; fi
@@ -161,4 +202,4 @@ clean:
 
 # The header dependencies the compiler wrote (see DEPFLAGS).
 -include $(wildcard $(patsubst %.o,%.d,$(COMMON_OBJ) $(ECHO_OBJ) \
-    $(CHAPTER_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ)))
+    $(CHAPTER_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ) $(CHAPTER_TEST_OBJ)))
