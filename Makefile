@@ -4,7 +4,7 @@
 #   make test       unit tests, then every chapter's scenarios against it
 #   make tests      build the test programs, run none
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
-#   make lint       clang-format check and cppcheck
+#   make lint       -Werror build, clang-format, cppcheck, check-chapters
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
 #   make test-mine CH=NN BIN=path   chapter NN's scenarios against your binary
 #
@@ -185,13 +185,20 @@ sanitize: deps
 	    echo "sanitize: reports above"; exit 1; fi
 	@echo "sanitize: clean"
 
+# Lint builds everything with -Werror in a directory of its own (the flags
+# differ, and make would not rebuild a plain build's objects for that), then
+# checks the layout, the code, and the chapters against each other.
 LINT_FILES = $(wildcard common/*.[ch] common/echo/*.[ch] chapters/*/*.[ch] tests/*.[ch])
-lint:
+lint: deps
+	@echo "cc -Werror <every chapter, echo and the tests, in $(BUILD)/strict>"
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/strict STRICT=1 all tests
 	@echo "clang-format --dry-run --Werror <$(words $(LINT_FILES)) files>"
 	@clang-format --dry-run --Werror $(LINT_FILES)
 	@echo "cppcheck --enable=warning,performance,portability <same files>"
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D__GNUC__ -Icommon $(LINT_FILES)
+	@echo "scripts/check-chapters"
+	@scripts/check-chapters >/dev/null
 	@echo "lint: clean"
 
 demo: all
