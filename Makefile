@@ -2,84 +2,155 @@
 #
 #   make            build/echo and build/harbor-NN for every chapters/NN-*/
 #   make test       unit tests, then every chapter's scenarios against it
+#   make tests      build the test programs, run none
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
-#   make lint       clang-format check and cppcheck
+#   make lint       -Werror build, clang-format, cppcheck, check-chapters
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
 #   make test-mine CH=NN BIN=path   chapter NN's scenarios against your binary
 #
 # A chapter is any chapters/NN-slug/ directory: one pattern rule builds it,
 # so adding a chapter needs no edit here.
+#
+# Warnings are not errors by default: a newer compiler than ours may warn
+# about something new, and that must not stop a workshop.  STRICT=1 (on the
+# command line or in the environment) adds -Werror, as CI does.
 
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g -pthread \
+WERROR  := $(if $(filter 1,$(STRICT)),-Werror)
+CFLAGS  := -std=c11 -Wall -Wextra $(WERROR) $(OPT) -g -pthread \
            -D_DEFAULT_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS)
 
+# chapter_nn: chapters/07-leastconn -> 07
+chapter_nn = $(firstword $(subst -, ,$(notdir $(1))))
+
 CHAPTER_DIRS := $(sort $(wildcard chapters/[0-9][0-9]-*))
-CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(notdir $(d)))))
+CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(call chapter_nn,$(d)))
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
-COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
-COMMON_HDR := $(wildcard common/*.h)
+# Library code shared by every chapter; the echo backend is a program of its
+# own in common/echo/.
+COMMON_SRC := $(sort $(wildcard common/*.c))
+ECHO_SRC   := $(sort $(wildcard common/echo/*.c))
 
 UNIT_SRC     := $(sort $(wildcard tests/unit_*.c))
 SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/scenarios.c \
                 $(sort $(wildcard tests/scenario_[0-9][0-9]*.c))
-TEST_HDR     := $(wildcard tests/*.h)
+
+# Every source compiles to an object of its own under $(BUILD), chapter NN's
+# under $(BUILD)/ch/NN/.  Beside each object the compiler writes a .d file
+# naming the headers it read (-MMD), with an empty rule per header so that
+# deleting one is no error (-MP).  Including those files, at the end, is
+# what makes touching a header rebuild exactly the objects that read it.
+DEPFLAGS := -MMD -MP
+
+COMMON_OBJ   := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
+ECHO_OBJ     := $(ECHO_SRC:common/%.c=$(BUILD)/common/%.o)
+CHAPTER_OBJ  := $(foreach d,$(CHAPTER_DIRS),$(patsubst $(d)/%.c, \
+                  $(BUILD)/ch/$(call chapter_nn,$(d))/%.o,$(wildcard $(d)/*.c)))
+UNIT_OBJ     := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%.o)
+SCENARIO_OBJ := $(SCENARIO_SRC:tests/%.c=$(BUILD)/tests/%.o)
+
+# chapter_obj: 07 -> the objects of chapter 07
+chapter_obj = $(filter $(BUILD)/ch/$(1)/%,$(CHAPTER_OBJ))
+
+# A chapter module's unit tests.  tests/chapter_<name>.c is a Check program
+# for the <name>.c that some chapters have, run against each of them:
+# tests/chapter_least.c tests chapters/07-leastconn/least.c and every later
+# chapter's copy.  Each pair is a word NN/name in CHAPTER_TESTS, and
+# $(BUILD)/tests/name-NN is built from the test, that chapter's name.c and
+# common/.
+CHAPTER_TESTS := $(foreach t,$(patsubst tests/chapter_%.c,%,$(sort \
+                   $(wildcard tests/chapter_*.c))),$(foreach n,$(CHAPTERS), \
+                   $(if $(wildcard chapters/$(n)-*/$(t).c),$(n)/$(t))))
+
+# For a pair NN/name: its chapter number, the test, the source it tests,
+# that chapter's directory, the test's object and the program.
+ct_nn   = $(patsubst %/,%,$(dir $(1)))
+ct_test = tests/chapter_$(notdir $(1)).c
+ct_src  = $(firstword $(wildcard chapters/$(call ct_nn,$(1))-*/$(notdir $(1)).c))
+ct_dir  = $(patsubst %/,%,$(dir $(call ct_src,$(1))))
+ct_obj  = $(BUILD)/tests/ch/$(dir $(1))chapter_$(notdir $(1)).o
+ct_prog = $(BUILD)/tests/$(notdir $(1))-$(call ct_nn,$(1))
+
+CHAPTER_TEST_OBJ  := $(foreach p,$(CHAPTER_TESTS),$(call ct_obj,$(p)))
+CHAPTER_TEST_PROG := $(foreach p,$(CHAPTER_TESTS),$(call ct_prog,$(p)))
 
 # Check is only needed by the tests; ask pkg-config lazily.
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test test-unit test-scenarios test-mine sanitize lint demo \
+.PHONY: all tests test test-unit test-scenarios test-mine sanitize lint demo \
         deps clean
 .DELETE_ON_ERROR:
+.SECONDEXPANSION:
 
 all: $(BUILD)/echo $(HARBORS)
 
-$(BUILD)/common/%.o: common/%.c $(COMMON_HDR)
+$(BUILD)/common/%.o: common/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Icommon -c -o $@ $<
 
-$(BUILD)/echo: common/echo/echo.c $(COMMON_OBJ) $(COMMON_HDR)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -o $@ common/echo/echo.c $(COMMON_OBJ) $(LDFLAGS)
+$(BUILD)/echo: $(ECHO_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
-# build/harbor-NN from chapters/NN-*/*.c: the stem is the chapter number.
-.SECONDEXPANSION:
-$(BUILD)/harbor-%: $$(wildcard chapters/$$*-*/*.c chapters/$$*-*/*.h) \
-                   $(COMMON_OBJ) $(COMMON_HDR)
+# $(BUILD)/ch/NN/foo.o from chapters/NN-*/foo.c: the stem is NN/foo.
+$(BUILD)/ch/%.o: $$(wildcard chapters/$$(*D)-*/$$(*F).c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -Ichapters/$*-* -o $@ $(wildcard chapters/$*-*/*.c) \
-	    $(COMMON_OBJ) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -I$(<D) -Icommon -c -o $@ $<
 
-$(BUILD)/tests/unit: $(UNIT_SRC) $(COMMON_OBJ) $(COMMON_HDR) $(TEST_HDR)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Icommon -o $@ $(UNIT_SRC) \
-	    $(COMMON_OBJ) $(CHECK_LIBS) $(LDFLAGS)
+# Only that pattern rule names the chapter objects, so make would take them
+# for intermediate files and delete them after every build.
+.SECONDARY: $(CHAPTER_OBJ)
 
-$(BUILD)/tests/scenarios: $(SCENARIO_SRC) $(COMMON_OBJ) $(COMMON_HDR) \
-                          $(TEST_HDR)
+# build/harbor-NN from the objects of chapters/NN-*/: the stem is the
+# chapter number.
+$(BUILD)/harbor-%: $$(call chapter_obj,$$*) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+
+$(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Icommon -o $@ $(SCENARIO_SRC) \
-	    $(COMMON_OBJ) $(CHECK_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(DEPFLAGS) -Icommon -c -o $@ $<
+
+$(BUILD)/tests/unit: $(UNIT_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDFLAGS)
+
+$(BUILD)/tests/scenarios: $(SCENARIO_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDFLAGS)
+
+# The two rules of one pair NN/name: the test compiled against chapter NN's
+# headers, and the program.
+define chapter_test
+$(call ct_obj,$(1)): $(call ct_test,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(CHECK_CFLAGS) $$(DEPFLAGS) \
+	    -I$(call ct_dir,$(1)) -Icommon -c -o $$@ $$<
+
+$(call ct_prog,$(1)): $(call ct_obj,$(1)) $(BUILD)/ch/$(1).o $(COMMON_OBJ)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LDFLAGS)
+endef
+$(foreach p,$(CHAPTER_TESTS),$(eval $(call chapter_test,$(p))))
+
+# Every test program; none of them is needed to build Harbor.
+tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG)
 
 deps:
 	@scripts/install-deps
 
-# The unit tests, then each chapter's binary against the scenarios of that
-# chapter and of every chapter before it.
+# The unit tests (of common/, then of the chapter modules), then each
+# chapter's binary against the scenarios of that chapter and of every
+# chapter before it.
 test: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/unit \
-	    $(BUILD)/tests/scenarios
+	@$(MAKE) --no-print-directory all tests
 	@$(MAKE) --no-print-directory test-unit test-scenarios
 
 test-unit:
 	$(BUILD)/tests/unit
+	@$(foreach p,$(CHAPTER_TESTS), \
+	    echo "== unit tests of $(call ct_src,$(p))" && $(call ct_prog,$(p)) &&) :
 
 test-scenarios:
 	@set -e; for ch in $(CHAPTERS); do \
@@ -105,22 +176,29 @@ sanitize: deps
 	@rm -f $(BUILD)/asan/report.* $(BUILD)/tsan/report.*
 	$(call SAN_ENV,asan) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 	    OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    all $(BUILD)/asan/tests/unit $(BUILD)/asan/tests/scenarios test-unit test-scenarios
+	    all tests test-unit test-scenarios
 	$(call SAN_ENV,tsan) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
 	    OPT=-O1 SANFLAGS="-fsanitize=thread" \
-	    all $(BUILD)/tsan/tests/unit $(BUILD)/tsan/tests/scenarios test-unit test-scenarios
+	    all tests test-unit test-scenarios
 	@if ls $(BUILD)/asan/report.* $(BUILD)/tsan/report.* >/dev/null 2>&1; then \
 	    cat $(BUILD)/asan/report.* $(BUILD)/tsan/report.* 2>/dev/null; \
 	    echo "sanitize: reports above"; exit 1; fi
 	@echo "sanitize: clean"
 
-LINT_FILES = $(wildcard common/*.[ch] chapters/*/*.[ch] tests/*.[ch])
-lint:
+# Lint builds everything with -Werror in a directory of its own (the flags
+# differ, and make would not rebuild a plain build's objects for that), then
+# checks the layout, the code, and the chapters against each other.
+LINT_FILES = $(wildcard common/*.[ch] common/echo/*.[ch] chapters/*/*.[ch] tests/*.[ch])
+lint: deps
+	@echo "cc -Werror <every chapter, echo and the tests, in $(BUILD)/strict>"
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/strict STRICT=1 all tests
 	@echo "clang-format --dry-run --Werror <$(words $(LINT_FILES)) files>"
 	@clang-format --dry-run --Werror $(LINT_FILES)
 	@echo "cppcheck --enable=warning,performance,portability <same files>"
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D__GNUC__ -Icommon $(LINT_FILES)
+	@echo "scripts/check-chapters"
+	@scripts/check-chapters >/dev/null
 	@echo "lint: clean"
 
 demo: all
@@ -128,3 +206,7 @@ demo: all
 
 clean:
 	rm -rf $(BUILD)
+
+# The header dependencies the compiler wrote (see DEPFLAGS).
+-include $(wildcard $(patsubst %.o,%.d,$(COMMON_OBJ) $(ECHO_OBJ) \
+    $(CHAPTER_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ) $(CHAPTER_TEST_OBJ)))
