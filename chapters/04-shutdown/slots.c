@@ -24,6 +24,7 @@ slots_init(struct slots *s, unsigned n)
         goto fail;
     }
     s->free = n;
+    s->closed = 0;
     return 0;
 fail:
     errno = err;

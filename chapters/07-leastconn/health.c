@@ -37,6 +37,7 @@ struct checker {
 int
 health_init(struct health *hl)
 {
+    memset(hl, 0, sizeof(*hl));
     if ((errno = pthread_mutex_init(&hl->lock, NULL)) != 0 ||
         (errno = cond_init_monotonic(&hl->wake)) != 0)
         return -1;

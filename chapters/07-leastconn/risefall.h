@@ -1,7 +1,6 @@
 /*
- * risefall.h - the rise/fall state machine of a health check, HAProxy
- * style: down after `fall` failed checks in a row, up again after `rise`
- * passed checks in a row.  One result against the state only counts, so
+ * risefall.h - a health check's rise/fall state machine, HAProxy style:
+ * down after `fall` failures in a row, up after `rise` passes in a row, so
  * one lost packet does not flap a backend.  Pure: the caller serializes.
  */
 #ifndef HARBOR_RISEFALL_H
