@@ -14,7 +14,6 @@
 Suite *pool_suite(void);
 Suite *strategy_suite(void);
 Suite *config_suite(void);
-Suite *health_suite(void);
 
 /*
  * Fill a with the resolved address 127.0.0.1:<port>, as backends_parse()
@@ -30,9 +29,8 @@ int unit_remove(struct pool *p, unsigned port);
  * reference), or NULL. */
 struct backend *unit_at(struct pool *p, size_t i);
 
-/* Counters as plain ints, so a failed assertion prints a readable line. */
+/* The reference count as a plain int, so a failed assertion prints a
+ * readable line. */
 int unit_refs(struct backend *b);
-int unit_inflight(struct backend *b);
-int unit_up(struct backend *b);
 
 #endif

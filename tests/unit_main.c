@@ -1,7 +1,7 @@
 /*
  * unit_main.c - one runner for the Check unit tests of common/, a suite per
  * module; exits non-zero if any test failed.  Check's knobs for learners:
- * CK_RUN_SUITE=pool or CK_RUN_CASE=least runs one suite or case, CK_FORK=no
+ * CK_RUN_SUITE=pool or CK_RUN_CASE=rr runs one suite or case, CK_FORK=no
  * runs tests in this process (for gdb), CK_DEFAULT_TIMEOUT=30 gives a slow
  * machine more seconds, CK_VERBOSITY=verbose names every test.
  */
@@ -56,18 +56,6 @@ unit_refs(struct backend *b)
 }
 
 int
-unit_inflight(struct backend *b)
-{
-    return atomic_load(&b->inflight);
-}
-
-int
-unit_up(struct backend *b)
-{
-    return atomic_load(&b->up);
-}
-
-int
 main(void)
 {
     SRunner *sr;
@@ -76,7 +64,6 @@ main(void)
     sr = srunner_create(pool_suite());
     srunner_add_suite(sr, strategy_suite());
     srunner_add_suite(sr, config_suite());
-    srunner_add_suite(sr, health_suite());
     srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

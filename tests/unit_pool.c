@@ -1,39 +1,41 @@
 /*
  * unit_pool.c - tests for common/pool.c: order, duplicate and missing
- * names, pool_next's wrap and skip, and the reference counts that let a
- * reload drop a backend while connections still use it.  The last case
- * hammers the pool from several threads; run it under TSan and ASan
- * (make sanitize) to catch the races and use-after-frees it exists for.
+ * names, pool_next's wrap, and the reference counts that let a reload drop
+ * a backend while connections still use it.  The last case hammers the
+ * pool from several threads; run it under TSan and ASan (make sanitize) to
+ * catch the races and use-after-frees it exists for.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "pool.h"
 #include "unit.h"
 
-/* Add a backend 127.0.0.1:<port>; fail the test if the pool refuses. */
+/* A new backend 127.0.0.1:<port>, held once by the test. */
+static struct backend *
+new_port(unsigned port)
+{
+    struct addr a;
+    struct backend *b;
+
+    unit_addr(&a, port);
+    b = backend_new(&a);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+/* Add a backend 127.0.0.1:<port>, held by the pool alone afterwards. */
 static void
 add_port(struct pool *p, unsigned port)
 {
-    struct addr a;
+    struct backend *b = new_port(port);
 
-    unit_addr(&a, port);
-    ck_assert_int_eq(pool_add(p, &a), 0);
-}
-
-/* pool_next() as a strategy calls it: under the read lock. */
-static struct backend *
-next_locked(struct pool *p, size_t i)
-{
-    struct backend *b;
-
-    pthread_rwlock_rdlock(&p->lock);
-    b = pool_next(p, i);
-    pthread_rwlock_unlock(&p->lock);
-    return b;
+    ck_assert_int_eq(pool_add(p, b), 0);
+    backend_release(b);
 }
 
 /* Assert the pool holds exactly the given ports, in this order. */
@@ -59,10 +61,40 @@ START_TEST(pool_starts_empty)
 
     ck_assert_int_eq(pool_init(&p), 0);
     ck_assert_uint_eq(pool_size(&p), 0);
-    ck_assert_ptr_null(next_locked(&p, 0));
+    ck_assert_ptr_null(pool_next(&p, 0));
+    ck_assert_ptr_null(pool_next(&p, 7));
     ck_assert_int_eq(pool_snapshot(&p, &v, &n), 0);
     ck_assert_uint_eq(n, 0);
     pool_snapshot_free(v, n);
+    pool_destroy(&p);
+}
+END_TEST
+
+START_TEST(backend_new_copies_address_held_by_caller)
+{
+    struct pool p;
+    struct addr a;
+    struct backend *b;
+
+    unit_addr(&a, 9001);
+    b = backend_new(&a);
+    ck_assert_ptr_nonnull(b);
+    /* The backend keeps its own copy: the caller's struct may be reused. */
+    unit_addr(&a, 9999);
+    ck_assert_str_eq(b->addr.text, "127.0.0.1:9001");
+    ck_assert_uint_eq(b->addr.port, 9001);
+    ck_assert_uint_eq(b->addr.salen, sizeof(struct sockaddr_in));
+    ck_assert_int_eq(unit_refs(b), 1);
+
+    /* The pool takes a reference of its own ... */
+    ck_assert_int_eq(pool_init(&p), 0);
+    ck_assert_int_eq(pool_add(&p, b), 0);
+    ck_assert_int_eq(unit_refs(b), 2);
+    ck_assert_ptr_eq(unit_at(&p, 0), b);
+    /* ... so the caller can let go of its (ASan: no use-after-free). */
+    backend_release(b);
+    ck_assert_int_eq(unit_refs(unit_at(&p, 0)), 1);
+    ck_assert_str_eq(unit_at(&p, 0)->addr.text, "127.0.0.1:9001");
     pool_destroy(&p);
 }
 END_TEST
@@ -94,26 +126,19 @@ START_TEST(pool_add_then_remove_keeps_order)
 }
 END_TEST
 
-START_TEST(pool_add_copies_address_and_starts_up)
+/* Added more than 8 (the first allocation): the slice grows in order. */
+START_TEST(pool_grows_past_first_allocation)
 {
+    unsigned ports[40];
     struct pool p;
-    struct addr a;
-    struct backend *b;
+    size_t i;
 
     ck_assert_int_eq(pool_init(&p), 0);
-    unit_addr(&a, 9001);
-    ck_assert_int_eq(pool_add(&p, &a), 0);
-    /* The pool keeps its own copy: the caller's struct may be reused. */
-    unit_addr(&a, 9999);
-
-    b = unit_at(&p, 0);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_str_eq(b->addr.text, "127.0.0.1:9001");
-    ck_assert_uint_eq(b->addr.port, 9001);
-    ck_assert_uint_eq(b->addr.salen, sizeof(struct sockaddr_in));
-    ck_assert_int_eq(unit_refs(b), 1);
-    ck_assert_int_eq(unit_up(b), 1);
-    ck_assert_int_eq(unit_inflight(b), 0);
+    for (i = 0; i < 40; i++) {
+        ports[i] = 9001 + (unsigned)i;
+        add_port(&p, ports[i]);
+    }
+    assert_ports(&p, ports, 40);
     pool_destroy(&p);
 }
 END_TEST
@@ -121,15 +146,26 @@ END_TEST
 START_TEST(pool_add_duplicate_fails_eexist)
 {
     struct pool p;
-    struct addr a;
+    struct backend *twin, *b;
 
     ck_assert_int_eq(pool_init(&p), 0);
     add_port(&p, 9001);
     add_port(&p, 9002);
-    unit_addr(&a, 9001);
+
+    /* Another backend with a name already in: refused, not held. */
+    twin = new_port(9001);
     errno = 0;
-    ck_assert_int_eq(pool_add(&p, &a), -1);
+    ck_assert_int_eq(pool_add(&p, twin), -1);
     ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(unit_refs(twin), 1);
+    backend_release(twin);
+
+    /* The same backend twice: refused too, and its count unchanged. */
+    b = unit_at(&p, 1);
+    errno = 0;
+    ck_assert_int_eq(pool_add(&p, b), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(unit_refs(b), 1);
     ck_assert_uint_eq(pool_size(&p), 2);
     pool_destroy(&p);
 }
@@ -183,37 +219,40 @@ START_TEST(pool_remove_absent_fails_enoent)
 }
 END_TEST
 
-START_TEST(pool_next_wraps_and_skips_down)
+/* pool_next(i) is position i modulo the size, returned held. */
+START_TEST(pool_next_wraps_and_holds)
 {
+    static const struct {
+        size_t turn;
+        size_t pos;
+    } turns[] = {
+        {0, 0}, {1, 1}, {2, 2}, {3, 0}, {4, 1}, {299, 2}, {SIZE_MAX, 0},
+    };
     struct pool p;
-    struct backend *b0, *b1, *b2;
+    struct backend *b;
+    size_t i;
 
     ck_assert_int_eq(pool_init(&p), 0);
     add_port(&p, 9001);
     add_port(&p, 9002);
     add_port(&p, 9003);
-    b0 = unit_at(&p, 0);
-    b1 = unit_at(&p, 1);
-    b2 = unit_at(&p, 2);
 
-    ck_assert_ptr_eq(next_locked(&p, 0), b0);
-    ck_assert_ptr_eq(next_locked(&p, 1), b1);
-    ck_assert_ptr_eq(next_locked(&p, 2), b2);
+    /* SIZE_MAX is 2^64 - 1 (or 2^32 - 1), both 0 modulo 3. */
+    for (i = 0; i < sizeof(turns) / sizeof(turns[0]); i++) {
+        b = pool_next(&p, turns[i].turn);
+        ck_assert_ptr_eq(b, unit_at(&p, turns[i].pos));
+        ck_assert_int_eq(unit_refs(b), 2); /* the pool's and ours */
+        backend_release(b);
+        ck_assert_int_eq(unit_refs(b), 1);
+    }
 
-    atomic_store(&b1->up, 0);
-    ck_assert_ptr_eq(next_locked(&p, 1), b2); /* skips forward */
-    atomic_store(&b2->up, 0);
-    ck_assert_ptr_eq(next_locked(&p, 1), b0); /* ... and wraps */
-    ck_assert_ptr_eq(next_locked(&p, 2), b0);
-    atomic_store(&b0->up, 0);
-    ck_assert_ptr_null(next_locked(&p, 0));
-    ck_assert_ptr_null(next_locked(&p, 2));
-
-    atomic_store(&b2->up, 1);
-    ck_assert_ptr_eq(next_locked(&p, 0), b2);
-    ck_assert_ptr_eq(next_locked(&p, 2), b2);
-    /* pool_next does not take references. */
-    ck_assert_int_eq(unit_refs(b2), 1);
+    /* The hold is per call: two turns on one backend, two references. */
+    b = pool_next(&p, 1);
+    ck_assert_ptr_eq(pool_next(&p, 4), b);
+    ck_assert_int_eq(unit_refs(b), 3);
+    backend_release(b);
+    backend_release(b);
+    ck_assert_int_eq(unit_refs(b), 1);
     pool_destroy(&p);
 }
 END_TEST
@@ -259,18 +298,15 @@ END_TEST
 START_TEST(pool_removed_backend_valid_until_released)
 {
     struct pool p;
-    struct backend *b;
+    struct backend *b, *c;
 
     ck_assert_int_eq(pool_init(&p), 0);
     add_port(&p, 9001);
     add_port(&p, 9002);
 
-    /* A connection picks 9002 the way a strategy does ... */
-    pthread_rwlock_rdlock(&p.lock);
+    /* A connection picks 9002 the way round-robin does ... */
     b = pool_next(&p, 1);
     ck_assert_ptr_nonnull(b);
-    backend_hold(b);
-    pthread_rwlock_unlock(&p.lock);
     ck_assert_int_eq(unit_refs(b), 2);
 
     /* ... a reload drops it ... */
@@ -280,20 +316,53 @@ START_TEST(pool_removed_backend_valid_until_released)
 
     /* ... and the connection still uses it (ASan: no use-after-free). */
     ck_assert_str_eq(b->addr.text, "127.0.0.1:9002");
-    atomic_fetch_add(&b->inflight, 1);
-    atomic_fetch_sub(&b->inflight, 1);
-    ck_assert_ptr_eq(next_locked(&p, 1), unit_at(&p, 0));
+    c = pool_next(&p, 1); /* turn 1 of a pool of one */
+    ck_assert_ptr_eq(c, unit_at(&p, 0));
+    backend_release(c);
     backend_release(b);
     pool_destroy(&p);
 }
 END_TEST
 
 /*
- * Concurrency: two readers pick, hold, use and release (every 64th op they
- * take a snapshot instead); two writers each add and remove names of their
- * own, so each knows what must succeed.  The fixed backends are never
- * removed, so a reader always finds one up.  Threads count errors instead
- * of asserting: Check's asserts belong to the test's own thread.
+ * One backend in two pools, as chapter 06 keeps every backend in one and
+ * the up ones in another: each pool holds it, and leaving one pool does
+ * not take it out of the other.
+ */
+START_TEST(backend_in_two_pools_held_by_each)
+{
+    struct pool all, up;
+    struct backend *b = new_port(9001);
+
+    ck_assert_int_eq(pool_init(&all), 0);
+    ck_assert_int_eq(pool_init(&up), 0);
+    ck_assert_int_eq(pool_add(&all, b), 0);
+    ck_assert_int_eq(pool_add(&up, b), 0);
+    backend_release(b);
+    ck_assert_int_eq(unit_refs(b), 2);
+
+    ck_assert_int_eq(unit_remove(&up, 9001), 0);
+    ck_assert_int_eq(unit_refs(b), 1);
+    ck_assert_uint_eq(pool_size(&up), 0);
+    ck_assert_ptr_eq(unit_at(&all, 0), b);
+
+    /* Back in: the same backend, not a copy. */
+    ck_assert_int_eq(pool_add(&up, b), 0);
+    ck_assert_ptr_eq(unit_at(&up, 0), b);
+    ck_assert_int_eq(unit_refs(b), 2);
+    pool_destroy(&all);
+    ck_assert_int_eq(unit_refs(b), 1);
+    ck_assert_str_eq(b->addr.text, "127.0.0.1:9001");
+    pool_destroy(&up);
+}
+END_TEST
+
+/*
+ * Concurrency: two readers pick, use and release (every 64th op they take
+ * a snapshot instead); two writers each add and remove names of their own,
+ * so each knows what must succeed.  The fixed backends are never removed,
+ * so a reader always finds one.  Threads count errors instead of
+ * asserting: Check's asserts belong to the test's own thread.
  */
 enum { FIXED = 4, WRITERS = 2, READERS = 2, OPS = 10000, NAMES = 8 };
 
@@ -313,26 +382,22 @@ reader(void *arg)
 
     for (i = 0; i < OPS; i++) {
         if (i % 64 == 0) {
-            if (pool_snapshot(w->p, &v, &n) < 0 || n < FIXED)
+            if (pool_snapshot(w->p, &v, &n) < 0) {
                 w->errors++;
-            else
-                pool_snapshot_free(v, n);
+                continue;
+            }
+            if (n < FIXED)
+                w->errors++;
+            pool_snapshot_free(v, n);
             continue;
         }
-        pthread_rwlock_rdlock(&w->p->lock);
-        b = w->p->n > 0 ? pool_next(w->p, (i + w->id) % w->p->n) : NULL;
-        if (b != NULL)
-            backend_hold(b);
-        pthread_rwlock_unlock(&w->p->lock);
-        if (b == NULL) {
+        if ((b = pool_next(w->p, i + w->id)) == NULL) {
             w->errors++;
             continue;
         }
         /* Ours at least; a writer may have dropped the pool's already. */
         if (unit_refs(b) < 1 || strncmp(b->addr.text, "127.0.0.1:", 10) != 0)
             w->errors++;
-        atomic_fetch_add(&b->inflight, 1);
-        atomic_fetch_sub(&b->inflight, 1);
         backend_release(b);
     }
     return NULL;
@@ -343,6 +408,7 @@ writer(void *arg)
 {
     struct worker *w = arg;
     int present[NAMES] = {0};
+    struct backend *b;
     unsigned port;
     size_t i, k;
     struct addr a;
@@ -357,8 +423,13 @@ writer(void *arg)
             present[k] = 0;
         } else if (i < OPS) {
             unit_addr(&a, port);
-            if (pool_add(w->p, &a) < 0)
+            if ((b = backend_new(&a)) == NULL) {
                 w->errors++;
+                continue;
+            }
+            if (pool_add(w->p, b) < 0)
+                w->errors++;
+            backend_release(b);
             present[k] = 1;
         }
     }
@@ -394,7 +465,6 @@ START_TEST(pool_concurrent_add_remove_pick)
         b = unit_at(&p, i);
         ck_assert_uint_eq(b->addr.port, 9001 + i);
         ck_assert_int_eq(unit_refs(b), 1);
-        ck_assert_int_eq(unit_inflight(b), 0);
     }
     pool_destroy(&p);
 }
@@ -407,14 +477,16 @@ pool_suite(void)
     TCase *tc = tcase_create("basic");
 
     tcase_add_test(tc, pool_starts_empty);
+    tcase_add_test(tc, backend_new_copies_address_held_by_caller);
     tcase_add_test(tc, backend_in_finds_only_members);
     tcase_add_test(tc, pool_add_then_remove_keeps_order);
-    tcase_add_test(tc, pool_add_copies_address_and_starts_up);
+    tcase_add_test(tc, pool_grows_past_first_allocation);
     tcase_add_test(tc, pool_add_duplicate_fails_eexist);
     tcase_add_test(tc, pool_remove_absent_fails_enoent);
-    tcase_add_test(tc, pool_next_wraps_and_skips_down);
+    tcase_add_test(tc, pool_next_wraps_and_holds);
     tcase_add_test(tc, pool_snapshot_holds_references);
     tcase_add_test(tc, pool_removed_backend_valid_until_released);
+    tcase_add_test(tc, backend_in_two_pools_held_by_each);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrent");
