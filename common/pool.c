@@ -163,6 +163,7 @@ pool_snapshot(struct pool *p, struct backend ***v, size_t *n)
     *n = p->n;
     *v = calloc(p->n ? p->n : 1, sizeof(**v));
     if (*v == NULL) {
+        *n = 0; /* nothing to free */
         rc = -1;
     } else {
         for (i = 0; i < p->n; i++) {

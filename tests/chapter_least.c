@@ -217,15 +217,14 @@ START_TEST(least_ties_rotate_in_round_robin_order)
     ck_assert_int_eq(pick_index(&s, &p, v, NB), 2);
     assert_rotation(&s, &p, v, NB, 100);
 
-    /* A tie between two of three: both get picks, the busy one none.
-     * (Not half each: a scan that starts at the busy one's turn goes on
-     * to the next backend, so that one takes two turns in three.) */
+    /* A tie between two of three: they take exact turns, the busy one
+     * gets none. */
     s.start(&s, v[0]);
     for (i = 0; i < 30; i++)
         seen[pick_index(&s, &p, v, NB)]++;
     ck_assert_int_eq(seen[0], 0);
-    ck_assert_int_ge(seen[1], 10);
-    ck_assert_int_ge(seen[2], 10);
+    ck_assert_int_eq(seen[1], 15);
+    ck_assert_int_eq(seen[2], 15);
     s.done(&s, v[0]);
     s.destroy(&s);
     pool_destroy(&p);

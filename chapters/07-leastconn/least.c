@@ -1,6 +1,6 @@
 /*
  * least.c - least-connections: pick the backend with the fewest live
- * connections, ties taken in round-robin order.
+ * connections, ties taken in turn.
  *
  * DESIGN: a strategy is five function pointers (strategy.h), so this file
  * is the whole lesson: neither the pool nor the connection code changes.
@@ -11,9 +11,9 @@
  * done() finds it; a later rebuild drops the row once it has none.  Rows
  * hold their backend, so a pointer in the table is never a dangling one.
  *
- * The scan is linear, twice over (each backend of the set, its row): a
- * balancer has a handful of backends, and a few dozen compares under one
- * lock cost less than the hashing that would replace them.
+ * The scans are linear, and nested (each backend of the set, then its
+ * row): a balancer has a handful of backends, and a few dozen compares
+ * under one lock cost less than the hashing that would replace them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,32 +62,46 @@ row_add(struct least *l, struct backend *b)
     return &l->v[l->n++];
 }
 
+/* b's live connections (0 without a row).  Caller holds l->lock. */
+static int
+live_of(struct least *l, const struct backend *b)
+{
+    struct row *r = row_of(l, b);
+
+    return r != NULL ? r->live : 0;
+}
+
 /*
- * The scan starts where round-robin would, and only a strictly smaller
- * count wins, so equal backends take turns instead of the first one taking
- * all.  Lock order: the set's, then the table's (rebuild does the same).
+ * Two passes under the lock, so the counts hold still: find the fewest
+ * live connections and how many backends have that few, then take the
+ * turn-th of those, so that equal backends take exact turns instead of the
+ * first one taking all.  Lock order: the set's, then the table's (rebuild
+ * does the same).
  */
 static struct backend *
 least_pick(struct strategy *s, struct pool *p)
 {
     struct least *l = s->state;
     struct backend *best = NULL;
-    struct row *r;
-    size_t start, k;
+    size_t k, ties = 0, turn;
     int live, fewest = 0;
 
     pthread_rwlock_rdlock(&p->lock);
     pthread_mutex_lock(&l->lock);
-    if (p->n > 0) {
-        start = atomic_fetch_add(&s->next, 1) % p->n;
-        for (k = 0; k < p->n; k++) {
-            struct backend *b = p->v[(start + k) % p->n];
-            live = (r = row_of(l, b)) != NULL ? r->live : 0;
-            if (best == NULL || live < fewest) {
-                best = b;
-                fewest = live;
-            }
+    for (k = 0; k < p->n; k++) {
+        live = live_of(l, p->v[k]);
+        if (k == 0 || live < fewest) {
+            fewest = live;
+            ties = 0;
         }
+        if (live == fewest)
+            ties++;
+    }
+    if (ties > 0) {
+        turn = atomic_fetch_add(&s->next, 1) % ties;
+        for (k = 0; best == NULL; k++)
+            if (live_of(l, p->v[k]) == fewest && turn-- == 0)
+                best = p->v[k];
         backend_hold(best);
     }
     pthread_mutex_unlock(&l->lock);
