@@ -28,7 +28,8 @@ COMMON_OBJ := $(COMMON_SRC:common/%.c=$(BUILD)/common/%.o)
 COMMON_HDR := $(wildcard common/*.h)
 
 UNIT_SRC     := $(sort $(wildcard tests/unit_*.c))
-SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/scenarios.c \
+SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/harness_stage.c \
+                tests/scenarios.c \
                 $(sort $(wildcard tests/scenario_[0-9][0-9]*.c))
 TEST_HDR     := $(wildcard tests/*.h)
 
