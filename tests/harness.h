@@ -153,6 +153,9 @@ const char *harness_end_name(enum harness_end e);
 int harness_connect(unsigned port);
 int harness_send_all(int fd, const void *buf, size_t n);
 void harness_reset(int fd);
+/* End a held connection as a polite client does: shutdown(SHUT_WR), read
+ * to EOF within HARNESS_PROMPT_MS (or fail the test), close. */
+void harness_finish(int fd);
 /* Read until EOF, reset, error or timeout_ms, appending to in. */
 enum harness_end harness_read_to_end(int fd, struct harness_buf *in,
                                      int timeout_ms);

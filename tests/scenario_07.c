@@ -43,21 +43,6 @@ held_connection(const struct harness_stage *st, int *backend)
     return fd;
 }
 
-/* End a held connection as a polite client does: FIN, then read to EOF. */
-static void
-finish(int fd)
-{
-    struct harness_buf in = {0};
-    enum harness_end end;
-
-    shutdown(fd, SHUT_WR);
-    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
-    ck_assert_msg(end == HARNESS_EOF, "held connection after FIN: %s",
-                  harness_end_name(end));
-    harness_buf_free(&in);
-    close(fd);
-}
-
 /*
  * Three keep-alive connections leave one backend, H, holding two and the
  * other, O, holding one, which is then closed.  Of ten sequential clients
@@ -92,7 +77,7 @@ START_TEST(new_clients_go_to_the_less_busy_backend_only_with_least)
                   busy_cases[_i].strategy, held[0], held[1]);
     busy = held[1] == 2;
     lone = on[0] != busy ? 0 : on[1] != busy ? 1 : 2;
-    finish(fd[lone]);
+    harness_finish(fd[lone]);
 
     deadline = harness_now_ms() + SETTLE_MS;
     do {

@@ -259,10 +259,8 @@ START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
     struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
     struct harness_http_response rs;
     struct harness_stage st;
-    struct harness_buf in = {0};
     struct watch w;
     struct view first, v;
-    enum harness_end end;
     char when[32];
     int fd;
 
@@ -287,12 +285,7 @@ START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
                   "%d threads during a held connection, %d parked before it",
                   v.threads, first.threads);
     ck_assert_int_eq(v.workers, first.workers);
-    shutdown(fd, SHUT_WR);
-    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
-    ck_assert_msg(end == HARNESS_EOF, "held connection after FIN: %s",
-                  harness_end_name(end));
-    harness_buf_free(&in);
-    close(fd);
+    harness_finish(fd);
     wait_quiet(&w, &v, "after the held connection");
 
     for (int i = 0; i < 20; i++) {
@@ -351,6 +344,23 @@ START_TEST(parked_threads_leave_after_worker_idle_ms)
 END_TEST
 
 /*
+ * The next client is served on the parked threads, and Harbor is back to
+ * the threads and descriptors of its warm start.
+ */
+static void
+assert_back_to_warm(const struct watch *w, const struct view *warm)
+{
+    struct view v;
+
+    wait_quiet(w, &v, "after the next client");
+    ck_assert_msg(v.fds == warm->fds && v.threads == warm->threads,
+                  "after the next client: %d descriptors and %d threads, "
+                  "%d and %d after the warm-up",
+                  v.fds, v.threads, warm->fds, warm->threads);
+    ck_assert(harness_alive(w->harbor));
+}
+
+/*
  * A client that asks for a body far larger than any buffer, reads a
  * little and resets, fails Harbor's splice into its socket in the middle
  * of the transfer.  The pump that failed drops its pipe, which may still
@@ -389,12 +399,7 @@ START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
                   v.fds, warm.fds);
 
     served(st.harbor, "/after-the-reset");
-    wait_quiet(&w, &v, "after the next client");
-    ck_assert_msg(v.fds == warm.fds && v.threads == warm.threads,
-                  "after the next client: %d descriptors and %d threads, "
-                  "%d and %d after the warm-up",
-                  v.fds, v.threads, warm.fds, warm.threads);
-    ck_assert(harness_alive(st.harbor));
+    assert_back_to_warm(&w, &warm);
     free(buf);
     harness_stage_down(&st);
 }
@@ -499,12 +504,7 @@ START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
 
     harness_stage_echo(&st, 0, "tcp", st.port[0]);
     tcp_round(st.harbor, "after the kill");
-    wait_quiet(&w, &v, "after the next client");
-    ck_assert_msg(v.fds == warm.fds && v.threads == warm.threads,
-                  "after the next client: %d descriptors and %d threads, "
-                  "%d and %d after the warm-up",
-                  v.fds, v.threads, warm.fds, warm.threads);
-    ck_assert(harness_alive(st.harbor));
+    assert_back_to_warm(&w, &warm);
     free(chunk);
     harness_stage_down(&st);
 }
