@@ -153,6 +153,9 @@ const char *harness_end_name(enum harness_end e);
 int harness_connect(unsigned port);
 int harness_send_all(int fd, const void *buf, size_t n);
 void harness_reset(int fd);
+/* End a held connection as a polite client does: shutdown(SHUT_WR), read
+ * to EOF within HARNESS_PROMPT_MS (or fail the test), close. */
+void harness_finish(int fd);
 /* Read until EOF, reset, error or timeout_ms, appending to in. */
 enum harness_end harness_read_to_end(int fd, struct harness_buf *in,
                                      int timeout_ms);
@@ -207,6 +210,50 @@ int harness_http_get(unsigned port, const char *path,
 void harness_http_response_free(struct harness_http_response *rs);
 /* The port in an X-Served-By value ":9001", or 0. */
 unsigned harness_served_port(const struct harness_http_response *rs);
+
+/*
+ * The stage most scenarios stand on: n echo backends (A, B, ...) and
+ * Harbor with BACKENDS naming them in that order.  port[i] outlives
+ * echo[i], so a scenario can kill a backend (echo[i] = NULL) and start a
+ * new one on its port; a slot may also hold a port of the test's own (a
+ * refusing one) with echo[i] NULL.  harness_stage_up() is
+ * harness_stage_echo() for each slot, then harness_stage_harbor(); a scenario
+ * that needs something else in between calls the two itself.
+ */
+#define HARNESS_STAGE_MAX 4
+
+struct harness_stage {
+    struct harness_proc *echo[HARNESS_STAGE_MAX]; /* NULL: not running */
+    unsigned port[HARNESS_STAGE_MAX];
+    int n;
+    struct harness_proc *harbor;
+};
+
+/* n echoes of echo_mode ("http" or "tcp") and Harbor with env. */
+void harness_stage_up(struct harness_stage *st, int n, const char *echo_mode,
+                      const char *const env[]);
+/* The same, but slot 0 is D, a port that refuses connects (D for dead):
+ * returns the fd that holds it, which the test closes to free the port. */
+int harness_stage_up_dead(struct harness_stage *st, int n,
+                          const char *const env[]);
+/* Start echo i on port (0: any free one) and keep its port in port[i]. */
+void harness_stage_echo(struct harness_stage *st, int i, const char *mode,
+                        unsigned port);
+/* Harbor in front of port[0..n), with env; its log is marked after
+ * start-up, so log waits see only what the scenario caused. */
+void harness_stage_harbor(struct harness_stage *st, const char *const env[]);
+/* Stop Harbor and every echo still running. */
+void harness_stage_down(struct harness_stage *st);
+/* Which backend served rs: an index into port[], or -1 for none. */
+int harness_stage_backend(const struct harness_stage *st,
+                          const struct harness_http_response *rs);
+/* n sequential GETs through Harbor, each of which must be served by one of
+ * the stage's backends; count[i] += how many backend i served. */
+void harness_tally(const struct harness_stage *st, int n, int count[]);
+/* Wait for a line containing needle on p's stderr (after the mark) and
+ * copy it to line (if not NULL), or fail showing the tail of stderr. */
+void harness_assert_log(struct harness_proc *p, const char *needle, char *line,
+                        size_t len, int timeout_ms);
 
 /* Odds and ends.  harness_port_of: the port ending "...:<port>", or 0. */
 unsigned harness_port_of(const char *s);

@@ -152,6 +152,20 @@ harness_reset(int fd)
     close(fd);
 }
 
+void
+harness_finish(int fd)
+{
+    struct harness_buf in = {0};
+    enum harness_end end;
+
+    shutdown(fd, SHUT_WR);
+    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
+    ck_assert_msg(end == HARNESS_EOF, "held connection after FIN: %s",
+                  harness_end_name(end));
+    harness_buf_free(&in);
+    close(fd);
+}
+
 /*
  * The one loop under every exchange: send out[] as the socket takes it,
  * read whatever arrives, and stop when done() says the reply is complete,

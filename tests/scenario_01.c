@@ -17,71 +17,34 @@
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Two echo backends and Harbor in front of them: most scenarios' stage. */
-struct stage {
-    struct harness_proc *echo[2];
-    struct harness_proc *harbor;
-};
-
-static void
-stage_up(struct stage *st, const char *mode)
-{
-    unsigned ports[2];
-    char backends[64];
-
-    for (int i = 0; i < 2; i++) {
-        st->echo[i] = harness_start_echo(mode, 0);
-        ports[i] = st->echo[i]->port;
-    }
-    harness_backends(backends, sizeof backends, ports, 2);
-    st->harbor = harness_start_harbor(backends, NULL);
-}
-
-static void
-stage_down(struct stage *st)
-{
-    harness_stop(st->harbor);
-    harness_stop(st->echo[0]);
-    harness_stop(st->echo[1]);
-}
-
-/* Which of the stage's backends served rs: 0, 1, or -1 for neither. */
-static int
-stage_backend(const struct stage *st, const struct harness_http_response *rs)
-{
-    unsigned port = harness_served_port(rs);
-
-    return port == st->echo[0]->port ? 0 : port == st->echo[1]->port ? 1 : -1;
-}
-
 START_TEST(get_returns_echo_line_naming_backend)
 {
-    struct stage st;
+    struct harness_stage st;
     struct harness_http_response rs;
     char want[128];
     int b;
 
-    stage_up(&st, "http");
+    harness_stage_up(&st, 2, "http", NULL);
     ck_assert_msg(harness_http_get(st.harbor->port, "/hello", &rs) == 0,
                   "GET /hello through harbor: %s", harness_end_name(rs.end));
     ck_assert_int_eq(rs.status, 200);
-    b = stage_backend(&st, &rs);
+    b = harness_stage_backend(&st, &rs);
     ck_assert_msg(b >= 0, "X-Served-By \"%s\" is neither backend",
                   rs.served_by);
     snprintf(want, sizeof want, "echo GET /hello (served by :%u)\n",
-             st.echo[b]->port);
+             st.port[b]);
     ck_assert_str_eq(rs.body, want);
     harness_http_response_free(&rs);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
 START_TEST(sequential_clients_alternate_between_two_backends)
 {
-    struct stage st;
+    struct harness_stage st;
     int count[2] = {0, 0}, prev = -1;
 
-    stage_up(&st, "http");
+    harness_stage_up(&st, 2, "http", NULL);
     for (int i = 0; i < 10; i++) {
         struct harness_http_response rs;
         int b;
@@ -89,24 +52,24 @@ START_TEST(sequential_clients_alternate_between_two_backends)
         ck_assert_msg(harness_http_get(st.harbor->port, "/rr", &rs) == 0,
                       "client %d: %s", i, harness_end_name(rs.end));
         ck_assert_int_eq(rs.status, 200);
-        b = stage_backend(&st, &rs);
+        b = harness_stage_backend(&st, &rs);
         ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
         ck_assert_msg(b != prev, "clients %d and %d both went to :%u", i - 1, i,
-                      st.echo[b]->port);
+                      st.port[b]);
         count[b]++;
         prev = b;
         harness_http_response_free(&rs);
     }
     ck_assert_int_eq(count[0], 5);
     ck_assert_int_eq(count[1], 5);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
 START_TEST(post_of_one_mib_comes_back_byte_identical)
 {
     enum { N = 1 << 20 };
-    struct stage st;
+    struct harness_stage st;
     unsigned char *data = malloc(N);
     struct harness_http_request rq = {"POST", "/upload", data, N, 1};
     struct harness_http_response rs;
@@ -116,13 +79,13 @@ START_TEST(post_of_one_mib_comes_back_byte_identical)
 
     ck_assert(data != NULL);
     harness_random(data, N, 0x1b1b);
-    stage_up(&st, "http");
+    harness_stage_up(&st, 2, "http", NULL);
     fd = harness_connect(st.harbor->port);
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "POST 1 MiB: %s",
                   harness_end_name(rs.end));
     ck_assert_int_eq(rs.status, 200);
-    ck_assert_msg(stage_backend(&st, &rs) >= 0, "X-Served-By \"%s\"",
+    ck_assert_msg(harness_stage_backend(&st, &rs) >= 0, "X-Served-By \"%s\"",
                   rs.served_by);
     n = (size_t)snprintf(line, sizeof line,
                          "echo POST /upload (served by %s)\n", rs.served_by);
@@ -132,7 +95,7 @@ START_TEST(post_of_one_mib_comes_back_byte_identical)
     harness_http_response_free(&rs);
     close(fd);
     free(data);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -153,12 +116,12 @@ START_TEST(half_close_still_delivers_every_echoed_byte_then_eof)
     unsigned char *data = malloc(n + 1);
     struct harness_buf in = {0};
     enum harness_end end;
-    struct stage st;
+    struct harness_stage st;
     int fd;
 
     ck_assert(data != NULL);
     harness_random(data, n, 0x4a1f + (uint32_t)_i);
-    stage_up(&st, "tcp");
+    harness_stage_up(&st, 2, "tcp", NULL);
     fd = harness_connect(st.harbor->port);
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     end = harness_exchange(fd, data, n, 1, &in, HARNESS_XFER_MS);
@@ -170,14 +133,14 @@ START_TEST(half_close_still_delivers_every_echoed_byte_then_eof)
     harness_buf_free(&in);
     close(fd);
     free(data);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
 /* One of the concurrent clients: runs on its own thread, asserts nothing
  * (Check's assertions belong to the test's thread), reports in err/why. */
 struct client {
-    const struct stage *st;
+    const struct harness_stage *st;
     pthread_barrier_t *go;
     int idx;
     int err;       /* errno of a failed connect */
@@ -203,12 +166,13 @@ client_run(void *arg)
     if (harness_http(fd, &rq, &rs) < 0) {
         snprintf(c->why, sizeof c->why, "no response: %s",
                  harness_end_name(rs.end));
-    } else if (rs.status != 200 || (b = stage_backend(c->st, &rs)) < 0) {
+    } else if (rs.status != 200 ||
+               (b = harness_stage_backend(c->st, &rs)) < 0) {
         snprintf(c->why, sizeof c->why, "status %d, X-Served-By \"%s\"",
                  rs.status, rs.served_by);
     } else {
         snprintf(want, sizeof want, "echo GET %s (served by :%u)\n", path,
-                 c->st->echo[b]->port);
+                 c->st->port[b]);
         if (strcmp(rs.body, want) != 0)
             snprintf(c->why, sizeof c->why, "body \"%.100s\"", rs.body);
     }
@@ -223,9 +187,9 @@ START_TEST(fifty_concurrent_clients_all_get_their_answer)
     static struct client clients[N];
     static pthread_t threads[N];
     pthread_barrier_t go;
-    struct stage st;
+    struct harness_stage st;
 
-    stage_up(&st, "http");
+    harness_stage_up(&st, 2, "http", NULL);
     ck_assert_int_eq(pthread_barrier_init(&go, NULL, N), 0);
     for (int i = 0; i < N; i++) {
         clients[i] = (struct client){&st, &go, i, 0, ""};
@@ -239,7 +203,7 @@ START_TEST(fifty_concurrent_clients_all_get_their_answer)
         ck_assert_msg(clients[i].why[0] == '\0', "client %d: %s%s%s", i,
                       clients[i].why, clients[i].err != 0 ? ": " : "",
                       clients[i].err != 0 ? strerror(clients[i].err) : "");
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -349,23 +313,16 @@ END_TEST
  */
 START_TEST(dead_and_live_backends_serve_or_promptly_close_each_client)
 {
-    unsigned dead, ports[2];
-    int dead_fd = harness_refusing_port(&dead), served = 0, prev_closed = 0;
-    struct harness_proc *live, *harbor;
-    char backends[64];
+    struct harness_stage st;
+    int dead_fd = harness_stage_up_dead(&st, 2, NULL), served = 0,
+        prev_closed = 0;
 
-    ck_assert_msg(dead_fd >= 0, "refusing port: %s", strerror(errno));
-    live = harness_start_echo("http", 0);
-    ports[0] = dead;
-    ports[1] = live->port;
-    harness_backends(backends, sizeof backends, ports, 2);
-    harbor = harness_start_harbor(backends, NULL);
     for (int i = 0; i < 6; i++) {
         struct harness_http_response rs;
 
-        if (harness_http_get(harbor->port, "/mixed", &rs) == 0) {
+        if (harness_http_get(st.harbor->port, "/mixed", &rs) == 0) {
             ck_assert_int_eq(rs.status, 200);
-            ck_assert_uint_eq(harness_served_port(&rs), live->port);
+            ck_assert_uint_eq(harness_served_port(&rs), st.port[1]);
             served++;
             prev_closed = 0;
         } else {
@@ -381,9 +338,8 @@ START_TEST(dead_and_live_backends_serve_or_promptly_close_each_client)
         harness_http_response_free(&rs);
     }
     ck_assert_int_ge(served, 3);
-    ck_assert(harness_alive(harbor));
-    harness_stop(harbor);
-    harness_stop(live);
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
     close(dead_fd);
 }
 END_TEST
@@ -446,10 +402,10 @@ static const char *const resetting_clients[] = {
 
 START_TEST(two_hundred_resetting_clients_leave_harbor_serving)
 {
-    struct stage st;
+    struct harness_stage st;
     struct harness_http_response rs;
 
-    stage_up(&st, "http");
+    harness_stage_up(&st, 2, "http", NULL);
     for (int i = 0; i < 200; i++) {
         const char *say = resetting_clients[i % COUNT(resetting_clients)];
         int fd = harness_connect(st.harbor->port);
@@ -463,10 +419,10 @@ START_TEST(two_hundred_resetting_clients_leave_harbor_serving)
     ck_assert_msg(harness_http_get(st.harbor->port, "/still-there", &rs) == 0,
                   "GET after the resets: %s", harness_end_name(rs.end));
     ck_assert_int_eq(rs.status, 200);
-    ck_assert_int_ge(stage_backend(&st, &rs), 0);
+    ck_assert_int_ge(harness_stage_backend(&st, &rs), 0);
     harness_http_response_free(&rs);
     ck_assert(harness_alive(st.harbor));
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 

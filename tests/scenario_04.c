@@ -28,28 +28,15 @@
  */
 #define PROMPT_EXIT_MS 3000
 
-/* Harbor and the MODE=tcp echo behind it. */
-struct stage {
-    struct harness_proc *echo, *harbor;
-};
-
+/* Harbor with DRAIN_TIMEOUT_MS=drain_timeout, and one MODE=tcp echo. */
 static void
-stage_up(struct stage *st, const char *drain_timeout)
+stage_up(struct harness_stage *st, const char *drain_timeout)
 {
-    char backends[32], drain[48];
+    char drain[48];
     const char *env[] = {drain, NULL};
 
-    st->echo = harness_start_echo("tcp", 0);
-    snprintf(backends, sizeof backends, "127.0.0.1:%u", st->echo->port);
     snprintf(drain, sizeof drain, "DRAIN_TIMEOUT_MS=%s", drain_timeout);
-    st->harbor = harness_start_harbor(backends, env);
-}
-
-static void
-stage_down(struct stage *st)
-{
-    harness_stop(st->harbor);
-    harness_stop(st->echo);
+    harness_stage_up(st, 1, "tcp", env);
 }
 
 /*
@@ -75,7 +62,7 @@ echo_round(int fd, const char *msg)
 
 /* A client through Harbor to the echo, proven live by one round trip. */
 static int
-held_client(const struct stage *st)
+held_client(const struct harness_stage *st)
 {
     int fd = harness_connect(st->harbor->port);
     enum harness_end end;
@@ -87,16 +74,11 @@ held_client(const struct stage *st)
     return fd;
 }
 
-/* Wait for needle on Harbor's stderr, or fail showing all of it. */
+/* Wait for needle on Harbor's stderr, or fail showing it. */
 static void
 assert_log(struct harness_proc *harbor, const char *needle)
 {
-    char log[4096];
-
-    if (harness_wait_log(harbor, needle, HARNESS_PROMPT_MS) == 0)
-        return;
-    harness_log(harbor, log, sizeof log);
-    ck_abort_msg("no \"%s\" on stderr: %s", needle, log);
+    harness_assert_log(harbor, needle, NULL, 0, HARNESS_PROMPT_MS);
 }
 
 /*
@@ -122,7 +104,7 @@ assert_exits_0_within(struct harness_proc *harbor, int timeout_ms)
 
 START_TEST(sigterm_refuses_new_clients_and_drains_the_held_one)
 {
-    struct stage st;
+    struct harness_stage st;
     char log[4096];
     int fd, late;
 
@@ -147,13 +129,13 @@ START_TEST(sigterm_refuses_new_clients_and_drains_the_held_one)
     harness_log(st.harbor, log, sizeof log);
     ck_assert_msg(strstr(log, "closing 1 connections") == NULL,
                   "the drained connection was cut instead: %s", log);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
 START_TEST(drain_deadline_closes_held_idle_client_and_exits_0)
 {
-    struct stage st;
+    struct harness_stage st;
     struct harness_buf in = {0};
     enum harness_end end;
     long ms;
@@ -177,7 +159,7 @@ START_TEST(drain_deadline_closes_held_idle_client_and_exits_0)
     assert_log(st.harbor, "draining 1 connections");
     assert_log(st.harbor, "shutdown complete");
     close(fd);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -187,7 +169,7 @@ static const int first_signal[] = {SIGTERM, SIGINT};
 START_TEST(second_signal_skips_the_drain)
 {
     int first = first_signal[_i], second = first == SIGTERM ? SIGINT : SIGTERM;
-    struct stage st;
+    struct harness_stage st;
     struct harness_buf in = {0};
     enum harness_end end;
     int fd;
@@ -207,13 +189,13 @@ START_TEST(second_signal_skips_the_drain)
                   harness_end_name(end));
     harness_buf_free(&in);
     close(fd);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
 START_TEST(signal_with_no_connections_exits_0_promptly)
 {
-    struct stage st;
+    struct harness_stage st;
 
     stage_up(&st, "10000");
     harness_log_mark(st.harbor);
@@ -221,7 +203,7 @@ START_TEST(signal_with_no_connections_exits_0_promptly)
     assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
     assert_log(st.harbor, "draining 0 connections");
     assert_log(st.harbor, "shutdown complete");
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 

@@ -49,21 +49,22 @@ backend_lines(char *buf, size_t len, const char *header, const unsigned ports[],
             (size_t)snprintf(buf + off, len - off, "127.0.0.1:%u\n", ports[i]);
 }
 
-/* Up to three HTTP echo backends, a BACKENDS_FILE, and Harbor. */
+/*
+ * Up to three HTTP echo backends, and the BACKENDS_FILE that names some of
+ * them to Harbor; Harbor is started on the file, not on the stage's ports.
+ */
 struct stage {
-    struct harness_proc *echo[3];
-    int n;
+    struct harness_stage h;
     struct harness_file file;
-    struct harness_proc *harbor;
 };
 
 static void
 stage_echoes(struct stage *st, int n)
 {
     memset(st, 0, sizeof *st);
-    st->n = n;
+    st->h.n = n;
     for (int i = 0; i < n; i++)
-        st->echo[i] = harness_start_echo("http", 0);
+        harness_stage_echo(&st->h, i, "http", 0);
     harness_file_init(&st->file, "ch05");
 }
 
@@ -77,12 +78,12 @@ stage_harbor(struct stage *st, const char *header, const int which[], int n,
     unsigned ports[3];
 
     for (int i = 0; i < n; i++)
-        ports[i] = st->echo[which[i]]->port;
+        ports[i] = st->h.port[which[i]];
     backend_lines(text, sizeof text, header, ports, n);
     harness_file_replace(&st->file, text);
     snprintf(reload, sizeof reload, "RELOAD_INTERVAL_MS=%s", interval);
-    st->harbor = harness_start_harbor(IGNORED_BACKENDS, env);
-    harness_log_mark(st->harbor);
+    st->h.harbor = harness_start_harbor(IGNORED_BACKENDS, env);
+    harness_log_mark(st->h.harbor);
 }
 
 /* Replace the file, by writer, with one naming the backends in which[]. */
@@ -95,7 +96,7 @@ stage_rewrite(struct stage *st,
     unsigned ports[3];
 
     for (int i = 0; i < n; i++)
-        ports[i] = st->echo[which[i]]->port;
+        ports[i] = st->h.port[which[i]];
     backend_lines(text, sizeof text, "", ports, n);
     writer(&st->file, text);
 }
@@ -103,44 +104,8 @@ stage_rewrite(struct stage *st,
 static void
 stage_down(struct stage *st)
 {
-    harness_stop(st->harbor);
-    for (int i = 0; i < st->n; i++)
-        harness_stop(st->echo[i]);
+    harness_stage_down(&st->h);
     harness_file_remove(&st->file);
-}
-
-/* Which of the stage's backends served rs, or -1. */
-static int
-stage_backend(const struct stage *st, const struct harness_http_response *rs)
-{
-    unsigned port = harness_served_port(rs);
-
-    for (int i = 0; i < st->n; i++)
-        if (st->echo[i]->port == port)
-            return i;
-    return -1;
-}
-
-/*
- * n sequential clients through Harbor, each of which must be served by
- * one of the stage's backends; count[i] += how many echo[i] served.
- */
-static void
-tally(const struct stage *st, int n, int count[])
-{
-    for (int i = 0; i < n; i++) {
-        struct harness_http_response rs;
-        int b;
-
-        ck_assert_msg(harness_http_get(st->harbor->port, "/tally", &rs) == 0,
-                      "client %d: %s; harbor's stderr: %s", i,
-                      harness_end_name(rs.end), harness_log_tail(st->harbor));
-        ck_assert_int_eq(rs.status, 200);
-        b = stage_backend(st, &rs);
-        ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
-        count[b]++;
-        harness_http_response_free(&rs);
-    }
 }
 
 /* Wait for needle on Harbor's stderr (after the mark), or fail. */
@@ -148,10 +113,7 @@ static void
 assert_log(struct harness_proc *harbor, const char *needle, char *line,
            size_t len)
 {
-    ck_assert_msg(
-        harness_wait_log_line(harbor, needle, line, len, RELOAD_WAIT_MS) == 0,
-        "no \"%s\" within %d ms; stderr: %s", needle, RELOAD_WAIT_MS,
-        harness_log_tail(harbor));
+    harness_assert_log(harbor, needle, line, len, RELOAD_WAIT_MS);
 }
 
 /* The two ways a file gets rewritten; Harbor must notice either. */
@@ -172,12 +134,12 @@ START_TEST(file_change_adds_a_backend_that_gets_new_clients)
     stage_echoes(&st, 2);
     /* Comments and blank lines are allowed from the first read on. */
     stage_harbor(&st, "# the reload scenario's pool\n\n", a, 1, RELOAD_MS);
-    tally(&st, 4, before);
+    harness_tally(&st.h, 4, before);
     ck_assert_int_eq(before[0], 4);
 
     stage_rewrite(&st, rewrites[_i].write, ab, 2);
-    assert_log(st.harbor, "reload: 2 backends (+1 -0)", NULL, 0);
-    tally(&st, 6, after);
+    assert_log(st.h.harbor, "reload: 2 backends (+1 -0)", NULL, 0);
+    harness_tally(&st.h, 6, after);
     ck_assert_msg(after[0] > 0 && after[1] > 0,
                   "%s: after the reload A served %d, B %d of 6",
                   rewrites[_i].name, after[0], after[1]);
@@ -204,13 +166,14 @@ START_TEST(change_right_after_start_up_is_noticed)
     for (int i = 0; i < START_TRIES; i++) {
         stage_harbor(&st, "", a, 1, RELOAD_MS);
         stage_rewrite(&st, harness_file_replace, ab, 2);
-        ck_assert_msg(harness_wait_log(st.harbor, "reload: 2 backends (+1 -0)",
+        ck_assert_msg(harness_wait_log(st.h.harbor,
+                                       "reload: 2 backends (+1 -0)",
                                        RELOAD_WAIT_MS) == 0,
                       "try %d: a change right after start-up was never "
                       "noticed; stderr: %s",
-                      i, harness_log_tail(st.harbor));
-        harness_stop(st.harbor);
-        st.harbor = NULL;
+                      i, harness_log_tail(st.h.harbor));
+        harness_stop(st.h.harbor);
+        st.h.harbor = NULL;
     }
     stage_down(&st);
 }
@@ -232,26 +195,26 @@ START_TEST(removed_backend_keeps_its_live_connection_and_gets_no_new_ones)
 
     stage_echoes(&st, 2);
     stage_harbor(&st, "", a, 1, RELOAD_MS);
-    fd = harness_connect(st.harbor->port);
+    fd = harness_connect(st.h.harbor->port);
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     ck_assert_msg(harness_http(fd, &first, &rs) == 0,
                   "first request on the live connection: %s",
                   harness_end_name(rs.end));
     ck_assert_int_eq(rs.status, 200);
-    ck_assert_int_eq(stage_backend(&st, &rs), 0);
+    ck_assert_int_eq(harness_stage_backend(&st.h, &rs), 0);
     harness_http_response_free(&rs);
 
     stage_rewrite(&st, harness_file_replace, b, 1);
-    assert_log(st.harbor, "reload: 1 backends (+1 -1)", NULL, 0);
-    tally(&st, 4, count);
+    assert_log(st.h.harbor, "reload: 1 backends (+1 -1)", NULL, 0);
+    harness_tally(&st.h, 4, count);
     ck_assert_msg(count[1] == 4, "new clients after the reload: A %d, B %d",
                   count[0], count[1]);
 
     ck_assert_msg(harness_http(fd, &second, &rs) == 0,
                   "second request on the live connection: %s; stderr: %s",
-                  harness_end_name(rs.end), harness_log_tail(st.harbor));
+                  harness_end_name(rs.end), harness_log_tail(st.h.harbor));
     ck_assert_int_eq(rs.status, 200);
-    ck_assert_msg(stage_backend(&st, &rs) == 0,
+    ck_assert_msg(harness_stage_backend(&st.h, &rs) == 0,
                   "the live connection moved to \"%s\"", rs.served_by);
     harness_http_response_free(&rs);
     close(fd);
@@ -268,20 +231,20 @@ START_TEST(sighup_reloads_when_the_file_is_not_watched)
 
     stage_echoes(&st, 2);
     stage_harbor(&st, "", a, 1, "0");
-    tally(&st, 2, before); /* served: Harbor is past its start-up */
+    harness_tally(&st.h, 2, before); /* served: Harbor is past its start-up */
     stage_rewrite(&st, harness_file_replace, b, 1);
-    ck_assert_msg(harness_wait_log(st.harbor, "reload", QUIET_MS) < 0,
-                  "reloaded without SIGHUP: %s", harness_log_tail(st.harbor));
-    tally(&st, 2, before);
+    ck_assert_msg(harness_wait_log(st.h.harbor, "reload", QUIET_MS) < 0,
+                  "reloaded without SIGHUP: %s", harness_log_tail(st.h.harbor));
+    harness_tally(&st.h, 2, before);
     ck_assert_msg(before[0] == 4, "before SIGHUP: A %d, B %d", before[0],
                   before[1]);
 
-    harness_kill(st.harbor, SIGHUP);
-    assert_log(st.harbor, "reload: 1 backends (+1 -1)", NULL, 0);
-    tally(&st, 4, after);
+    harness_kill(st.h.harbor, SIGHUP);
+    assert_log(st.h.harbor, "reload: 1 backends (+1 -1)", NULL, 0);
+    harness_tally(&st.h, 4, after);
     ck_assert_msg(after[1] == 4, "after SIGHUP: A %d, B %d", after[0],
                   after[1]);
-    ck_assert(harness_alive(st.harbor));
+    ck_assert(harness_alive(st.h.harbor));
     stage_down(&st);
 }
 END_TEST
@@ -311,23 +274,23 @@ START_TEST(bad_file_is_rejected_whole_and_the_pool_stays)
 
     stage_echoes(&st, 3);
     stage_harbor(&st, "", a, 1, RELOAD_MS);
-    tally(&st, 2, count); /* served: Harbor is past its start-up */
-    snprintf(text, sizeof text, bad_files[_i].text, st.echo[2]->port);
+    harness_tally(&st.h, 2, count); /* served: Harbor is past its start-up */
+    snprintf(text, sizeof text, bad_files[_i].text, st.h.port[2]);
     harness_file_replace(&st.file, text);
-    assert_log(st.harbor, "keeping the current pool", line, sizeof line);
+    assert_log(st.h.harbor, "keeping the current pool", line, sizeof line);
     ck_assert_msg(strstr(line, bad_files[_i].want) != NULL &&
                       strstr(line, st.file.path) != NULL,
                   "%s: want the file and \"%s\" named in: %s",
                   bad_files[_i].name, bad_files[_i].want, line);
-    tally(&st, 6, count);
+    harness_tally(&st.h, 6, count);
     ck_assert_msg(count[0] == 8, "%s: after the rejection A %d, B %d, C %d",
                   bad_files[_i].name, count[0], count[1], count[2]);
 
     /* A rejected file does not stop the next good one being read. */
-    harness_log_mark(st.harbor);
+    harness_log_mark(st.h.harbor);
     stage_rewrite(&st, harness_file_replace, ac, 2);
-    assert_log(st.harbor, "reload: 2 backends (+1 -0)", NULL, 0);
-    tally(&st, 6, later);
+    assert_log(st.h.harbor, "reload: 2 backends (+1 -0)", NULL, 0);
+    harness_tally(&st.h, 6, later);
     ck_assert_msg(later[0] > 0 && later[2] > 0,
                   "%s: after the good file A %d, C %d", bad_files[_i].name,
                   later[0], later[2]);

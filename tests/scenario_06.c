@@ -47,19 +47,12 @@ static const char *const fast_checks[] = {
     "HEALTH_TIMEOUT_MS=1000",
 };
 
-/* Two HTTP echo backends, A and B, and Harbor in front of them. */
-struct stage {
-    struct harness_proc *echo[2];
-    unsigned port[2]; /* kept: a killed echo is restarted on its port */
-    struct harness_proc *harbor;
-};
-
-/* Start both echoes and Harbor with the fast checks plus env (or NULL). */
+/* Two HTTP echo backends, A and B, and Harbor with the fast checks plus
+ * env (or NULL).  A killed echo is restarted on its port, st->port[i]. */
 static void
-stage_up(struct stage *st, const char *const env[])
+stage_up(struct harness_stage *st, const char *const env[])
 {
     const char *v[16];
-    char backends[64];
     int n = 0;
 
     for (int i = 0; i < COUNT(fast_checks); i++)
@@ -67,21 +60,7 @@ stage_up(struct stage *st, const char *const env[])
     for (int i = 0; env != NULL && env[i] != NULL && n < COUNT(v) - 1; i++)
         v[n++] = env[i];
     v[n] = NULL;
-    for (int i = 0; i < 2; i++) {
-        st->echo[i] = harness_start_echo("http", 0);
-        st->port[i] = st->echo[i]->port;
-    }
-    harness_backends(backends, sizeof backends, st->port, 2);
-    st->harbor = harness_start_harbor(backends, v);
-    harness_log_mark(st->harbor);
-}
-
-static void
-stage_down(struct stage *st)
-{
-    harness_stop(st->harbor);
-    harness_stop(st->echo[0]);
-    harness_stop(st->echo[1]);
+    harness_stage_up(st, 2, "http", v);
 }
 
 /* SIGKILL an echo and reap it: its port refuses connects from now on. */
@@ -94,29 +73,6 @@ kill_echo(struct harness_proc **echo)
     *echo = NULL;
 }
 
-/*
- * n sequential clients through Harbor, each of which must be served by
- * A or B; count[i] += how many the backend on port[i] served.
- */
-static void
-tally(const struct stage *st, int n, int count[])
-{
-    for (int i = 0; i < n; i++) {
-        struct harness_http_response rs;
-        unsigned port;
-
-        ck_assert_msg(harness_http_get(st->harbor->port, "/tally", &rs) == 0,
-                      "client %d of %d: %s; harbor's stderr: %s", i, n,
-                      harness_end_name(rs.end), harness_log_tail(st->harbor));
-        ck_assert_int_eq(rs.status, 200);
-        port = harness_served_port(&rs);
-        ck_assert_msg(port == st->port[0] || port == st->port[1],
-                      "client %d: X-Served-By \"%s\"", i, rs.served_by);
-        count[port == st->port[1]]++;
-        harness_http_response_free(&rs);
-    }
-}
-
 /* "backend 127.0.0.1:<port> <what>", the needle of a health change. */
 static const char *
 change(char *buf, size_t len, unsigned port, const char *what)
@@ -125,39 +81,30 @@ change(char *buf, size_t len, unsigned port, const char *what)
     return buf;
 }
 
-/* Wait for needle on stderr (after the mark), or fail showing it. */
-static void
-assert_log(struct harness_proc *harbor, const char *needle, char *line,
-           size_t len, int timeout_ms)
-{
-    ck_assert_msg(
-        harness_wait_log_line(harbor, needle, line, len, timeout_ms) == 0,
-        "no \"%s\" within %d ms; stderr: %s", needle, timeout_ms,
-        harness_log_tail(harbor));
-}
-
 START_TEST(killed_backend_is_routed_around_then_back_up_when_restarted)
 {
     static const char *const env[] = {"HEALTH_CHECK=tcp", NULL};
-    struct stage st;
+    struct harness_stage st;
     char needle[64], line[512];
     int before[2] = {0, 0}, after[2] = {0, 0};
 
     stage_up(&st, env);
     kill_echo(&st.echo[1]);
     /* At once, before any check noticed: retries must cover the gap. */
-    tally(&st, 40, before);
+    harness_tally(&st, 40, before);
     ck_assert_int_eq(before[0], 40);
-    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "DOWN"),
-               line, sizeof line, CHANGE_WAIT_MS);
+    harness_assert_log(st.harbor,
+                       change(needle, sizeof needle, st.port[1], "DOWN"), line,
+                       sizeof line, CHANGE_WAIT_MS);
     ck_assert_msg(strstr(line, "DOWN (") != NULL, "no reason given: %s", line);
 
-    st.echo[1] = harness_start_echo("http", st.port[1]);
-    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "UP"), NULL,
-               0, CHANGE_WAIT_MS);
-    tally(&st, 6, after);
+    harness_stage_echo(&st, 1, "http", st.port[1]);
+    harness_assert_log(st.harbor,
+                       change(needle, sizeof needle, st.port[1], "UP"), NULL, 0,
+                       CHANGE_WAIT_MS);
+    harness_tally(&st, 6, after);
     ck_assert_msg(after[1] > 0, "B back up but served %d of 6", after[1]);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -185,31 +132,33 @@ START_TEST(http_check_follows_admin_down_and_up_while_the_port_stays_open)
 {
     static const char *const env[] = {"HEALTH_CHECK=http", NULL};
     struct harness_http_response rs;
-    struct stage st;
+    struct harness_stage st;
     char needle[64], line[512];
     int down[2] = {0, 0}, up[2] = {0, 0};
 
     stage_up(&st, env);
     admin(st.port[1], "/admin/down");
-    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "DOWN"),
-               line, sizeof line, CHANGE_WAIT_MS);
+    harness_assert_log(st.harbor,
+                       change(needle, sizeof needle, st.port[1], "DOWN"), line,
+                       sizeof line, CHANGE_WAIT_MS);
     ck_assert_msg(strstr(line, "503") != NULL, "reason is not the 503: %s",
                   line);
     ck_assert_msg(harness_http_get(st.port[1], "/direct", &rs) == 0 &&
                       rs.status == 200,
                   "B itself stopped serving: %s", harness_end_name(rs.end));
     harness_http_response_free(&rs);
-    tally(&st, 6, down);
+    harness_tally(&st, 6, down);
     ck_assert_msg(down[0] == 6, "while B is down: A %d, B %d", down[0],
                   down[1]);
 
     admin(st.port[1], "/admin/up");
-    assert_log(st.harbor, change(needle, sizeof needle, st.port[1], "UP"), NULL,
-               0, CHANGE_WAIT_MS);
-    tally(&st, 6, up);
+    harness_assert_log(st.harbor,
+                       change(needle, sizeof needle, st.port[1], "UP"), NULL, 0,
+                       CHANGE_WAIT_MS);
+    harness_tally(&st, 6, up);
     ck_assert_msg(up[0] > 0 && up[1] > 0, "B back up: A %d, B %d", up[0],
                   up[1]);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -233,8 +182,9 @@ START_TEST(no_backend_up_closes_a_new_client_at_once)
     harness_backends(backends, sizeof backends, port, 2);
     harbor = harness_start_harbor(backends, env);
     for (int i = 0; i < 2; i++)
-        assert_log(harbor, change(needle, sizeof needle, port[i], "DOWN"), NULL,
-                   0, CHANGE_WAIT_MS);
+        harness_assert_log(harbor,
+                           change(needle, sizeof needle, port[i], "DOWN"), NULL,
+                           0, CHANGE_WAIT_MS);
 
     harness_log_mark(harbor);
     start = harness_now_ms();
@@ -245,7 +195,7 @@ START_TEST(no_backend_up_closes_a_new_client_at_once)
                   "client with no backend up: %s after %ld ms, want closed",
                   harness_end_name(end), harness_now_ms() - start);
     ck_assert_uint_eq(in.len, 0);
-    assert_log(harbor, "no backend up", NULL, 0, AT_ONCE_MS);
+    harness_assert_log(harbor, "no backend up", NULL, 0, AT_ONCE_MS);
     ck_assert(harness_alive(harbor));
     harness_buf_free(&in);
     close(fd);
@@ -274,23 +224,15 @@ START_TEST(failed_connect_is_retried_on_the_next_backend)
 {
     const char *env[] = {"HEALTH_CHECK=off", retry_cases[_i].retries, NULL};
     const char *name = env[1] != NULL ? env[1] : "default RETRIES";
-    struct harness_proc *live, *harbor;
-    unsigned port[2];
-    int dead, served = 0, closed = 0;
-    char backends[64];
+    struct harness_stage st;
+    int dead = harness_stage_up_dead(&st, 2, env), served = 0, closed = 0;
 
-    dead = harness_refusing_port(&port[0]);
-    ck_assert_msg(dead >= 0, "refusing port: %s", strerror(errno));
-    live = harness_start_echo("http", 0);
-    port[1] = live->port;
-    harness_backends(backends, sizeof backends, port, 2);
-    harbor = harness_start_harbor(backends, env);
     for (int i = 0; i < 10; i++) {
         struct harness_http_response rs;
 
-        if (harness_http_get(harbor->port, "/retry", &rs) == 0) {
+        if (harness_http_get(st.harbor->port, "/retry", &rs) == 0) {
             ck_assert_int_eq(rs.status, 200);
-            ck_assert_uint_eq(harness_served_port(&rs), live->port);
+            ck_assert_uint_eq(harness_served_port(&rs), st.port[1]);
             served++;
         } else {
             ck_assert_msg(rs.end == HARNESS_EOF || rs.end == HARNESS_RESET,
@@ -308,9 +250,8 @@ START_TEST(failed_connect_is_retried_on_the_next_backend)
         ck_assert_msg(served > 0 && closed > 0,
                       "%s: %d served, %d closed; want some of each", name,
                       served, closed);
-    ck_assert(harness_alive(harbor));
-    harness_stop(harbor);
-    harness_stop(live);
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
     close(dead);
 }
 END_TEST
@@ -371,12 +312,13 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
     served(harbor); /* Harbor is past its start-up: see scenario_05.c */
     pool[1] = port[1];
     write_pool(&f, pool, 2);
-    assert_log(harbor, "reload: 2 backends (+1 -1)", NULL, 0, CHANGE_WAIT_MS);
+    harness_assert_log(harbor, "reload: 2 backends (+1 -1)", NULL, 0,
+                       CHANGE_WAIT_MS);
 
     kill_echo(&echo[1]);
     kill_echo(&echo[2]);
-    assert_log(harbor, change(needle, sizeof needle, port[1], "DOWN"), NULL, 0,
-               CHANGE_WAIT_MS);
+    harness_assert_log(harbor, change(needle, sizeof needle, port[1], "DOWN"),
+                       NULL, 0, CHANGE_WAIT_MS);
     ck_assert_msg(
         harness_wait_log(harbor, change(needle, sizeof needle, port[2], "DOWN"),
                          QUIET_MS) < 0,

@@ -25,56 +25,9 @@
  */
 #define SETTLE_MS 3000
 
-/* Up to three backends, by port, and Harbor in front of them. */
-struct stage {
-    struct harness_proc *echo[3];
-    unsigned port[3];
-    int n;
-    struct harness_proc *harbor;
-};
-
-/* Which backend served rs: an index into st->port, or -1. */
-static int
-stage_backend(const struct stage *st, const struct harness_http_response *rs)
-{
-    unsigned port = harness_served_port(rs);
-
-    for (int i = 0; i < st->n; i++)
-        if (st->port[i] == port)
-            return i;
-    return -1;
-}
-
-static void
-stage_down(struct stage *st)
-{
-    harness_stop(st->harbor);
-    for (int i = 0; i < st->n; i++)
-        harness_stop(st->echo[i]);
-}
-
-/* n sequential clients; count[i] += how many backend i served. */
-static void
-tally(const struct stage *st, int n, int count[])
-{
-    for (int i = 0; i < n; i++) {
-        struct harness_http_response rs;
-        int b;
-
-        ck_assert_msg(harness_http_get(st->harbor->port, "/tally", &rs) == 0,
-                      "client %d of %d: %s; harbor's stderr: %s", i, n,
-                      harness_end_name(rs.end), harness_log_tail(st->harbor));
-        ck_assert_int_eq(rs.status, 200);
-        b = stage_backend(st, &rs);
-        ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
-        count[b]++;
-        harness_http_response_free(&rs);
-    }
-}
-
 /* A keep-alive connection through Harbor, and the backend it went to. */
 static int
-held_connection(const struct stage *st, int *backend)
+held_connection(const struct harness_stage *st, int *backend)
 {
     struct harness_http_request rq = {"GET", "/hold", NULL, 0, 0};
     struct harness_http_response rs;
@@ -84,25 +37,10 @@ held_connection(const struct stage *st, int *backend)
     ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "held connection: %s",
                   harness_end_name(rs.end));
     ck_assert_int_eq(rs.status, 200);
-    *backend = stage_backend(st, &rs);
+    *backend = harness_stage_backend(st, &rs);
     ck_assert_msg(*backend >= 0, "X-Served-By \"%s\"", rs.served_by);
     harness_http_response_free(&rs);
     return fd;
-}
-
-/* End a held connection as a polite client does: FIN, then read to EOF. */
-static void
-finish(int fd)
-{
-    struct harness_buf in = {0};
-    enum harness_end end;
-
-    shutdown(fd, SHUT_WR);
-    end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
-    ck_assert_msg(end == HARNESS_EOF, "held connection after FIN: %s",
-                  harness_end_name(end));
-    harness_buf_free(&in);
-    close(fd);
 }
 
 /*
@@ -125,17 +63,11 @@ static const struct {
 START_TEST(new_clients_go_to_the_less_busy_backend_only_with_least)
 {
     const char *env[] = {busy_cases[_i].strategy, NULL};
-    struct stage st = {{NULL}, {0}, 2, NULL};
+    struct harness_stage st;
     int fd[3], on[3], held[2] = {0, 0}, count[2], busy, lone;
-    char backends[64];
     long deadline;
 
-    for (int i = 0; i < 2; i++) {
-        st.echo[i] = harness_start_echo("http", 0);
-        st.port[i] = st.echo[i]->port;
-    }
-    harness_backends(backends, sizeof backends, st.port, 2);
-    st.harbor = harness_start_harbor(backends, env);
+    harness_stage_up(&st, 2, "http", env);
     for (int i = 0; i < 3; i++) {
         fd[i] = held_connection(&st, &on[i]);
         held[on[i]]++;
@@ -145,12 +77,12 @@ START_TEST(new_clients_go_to_the_less_busy_backend_only_with_least)
                   busy_cases[_i].strategy, held[0], held[1]);
     busy = held[1] == 2;
     lone = on[0] != busy ? 0 : on[1] != busy ? 1 : 2;
-    finish(fd[lone]);
+    harness_finish(fd[lone]);
 
     deadline = harness_now_ms() + SETTLE_MS;
     do {
         count[0] = count[1] = 0;
-        tally(&st, 10, count);
+        harness_tally(&st, 10, count);
     } while (count[busy] != busy_cases[_i].to_busy &&
              harness_now_ms() < deadline);
     ck_assert_msg(count[busy] == busy_cases[_i].to_busy,
@@ -160,7 +92,7 @@ START_TEST(new_clients_go_to_the_less_busy_backend_only_with_least)
     for (int i = 0; i < 3; i++)
         if (i != lone)
             close(fd[i]);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -179,20 +111,24 @@ static const char *const resetting_clients[] = {
  * connection being torn down evens out in a round or two.
  */
 static void
-assert_rounds_even_out(const struct stage *st)
+assert_rounds_even_out(const struct harness_stage *st)
 {
     long deadline = harness_now_ms() + SETTLE_MS;
     int count[3];
 
     do {
         memset(count, 0, sizeof count);
-        tally(st, 6, count);
+        harness_tally(st, 6, count);
         if (count[0] == 2 && count[1] == 2 && count[2] == 2)
             return;
     } while (harness_now_ms() < deadline);
     ck_abort_msg("rounds of 6 never split 2/2/2 in %d ms; the last: %d/%d/%d",
                  SETTLE_MS, count[0], count[1], count[2]);
 }
+
+/* BACKENDS=D,A,B, D refusing, under least with no health checks. */
+static const char *const dead_first_env[] = {"STRATEGY=least",
+                                             "HEALTH_CHECK=off", NULL};
 
 /*
  * BACKENDS=D,A,B with D refusing and no health checks, so D keeps its
@@ -204,21 +140,10 @@ assert_rounds_even_out(const struct stage *st)
  */
 START_TEST(least_counts_return_to_zero_after_resets_and_failed_connects)
 {
-    static const char *const env[] = {"STRATEGY=least", "HEALTH_CHECK=off",
-                                      NULL};
-    struct stage st = {{NULL}, {0}, 3, NULL};
-    char backends[96], needle[32];
-    int dead;
+    struct harness_stage st;
+    char needle[32];
+    int dead = harness_stage_up_dead(&st, 3, dead_first_env);
 
-    dead = harness_refusing_port(&st.port[0]);
-    ck_assert_msg(dead >= 0, "refusing port: %s", strerror(errno));
-    for (int i = 1; i < 3; i++) {
-        st.echo[i] = harness_start_echo("http", 0);
-        st.port[i] = st.echo[i]->port;
-    }
-    harness_backends(backends, sizeof backends, st.port, 3);
-    st.harbor = harness_start_harbor(backends, env);
-    harness_log_mark(st.harbor);
     for (int i = 0; i < 20; i++) {
         const char *say = resetting_clients[i % COUNT(resetting_clients)];
         int fd = harness_connect(st.harbor->port);
@@ -232,25 +157,26 @@ START_TEST(least_counts_return_to_zero_after_resets_and_failed_connects)
         struct harness_http_response rs;
 
         if (harness_http_get(st.harbor->port, "/either", &rs) == 0)
-            ck_assert_msg(rs.status == 200 && stage_backend(&st, &rs) > 0,
-                          "client %d: %d from \"%s\"", i, rs.status,
-                          rs.served_by);
+            ck_assert_msg(
+                rs.status == 200 && harness_stage_backend(&st, &rs) > 0,
+                "client %d: %d from \"%s\"", i, rs.status, rs.served_by);
         else
             ck_assert_msg(rs.end == HARNESS_EOF || rs.end == HARNESS_RESET,
                           "client %d: %s, want served or closed", i,
                           harness_end_name(rs.end));
         harness_http_response_free(&rs);
     }
-    /* After the mark, D's address is only named when a connect failed. */
+    /* After the stage's mark, D's address is only named when a connect
+     * failed. */
     snprintf(needle, sizeof needle, "127.0.0.1:%u", st.port[0]);
     ck_assert_msg(harness_wait_log(st.harbor, needle, HARNESS_PROMPT_MS) == 0,
                   "no client ever tried D: %s", harness_log_tail(st.harbor));
 
     /* D's port was bound but never listening: free it and serve on it. */
     close(dead);
-    st.echo[0] = harness_start_echo("http", st.port[0]);
+    harness_stage_echo(&st, 0, "http", st.port[0]);
     assert_rounds_even_out(&st);
-    stage_down(&st);
+    harness_stage_down(&st);
 }
 END_TEST
 
@@ -263,20 +189,10 @@ END_TEST
  */
 START_TEST(least_retries_a_failed_connect_on_a_busier_backend)
 {
-    static const char *const env[] = {"STRATEGY=least", "HEALTH_CHECK=off",
-                                      NULL};
-    struct stage st = {{NULL}, {0}, 3, NULL};
-    int dead, fd[4], nfd = 0, held[3] = {0, 0, 0}, count[3] = {0, 0, 0};
-    char backends[96];
+    struct harness_stage st;
+    int fd[4], nfd = 0, held[3] = {0, 0, 0}, count[3] = {0, 0, 0};
+    int dead = harness_stage_up_dead(&st, 3, dead_first_env);
 
-    dead = harness_refusing_port(&st.port[0]);
-    ck_assert_msg(dead >= 0, "refusing port: %s", strerror(errno));
-    for (int i = 1; i < 3; i++) {
-        st.echo[i] = harness_start_echo("http", 0);
-        st.port[i] = st.echo[i]->port;
-    }
-    harness_backends(backends, sizeof backends, st.port, 3);
-    st.harbor = harness_start_harbor(backends, env);
     while ((held[1] == 0 || held[2] == 0) && nfd < COUNT(fd)) {
         int on;
 
@@ -285,11 +201,11 @@ START_TEST(least_retries_a_failed_connect_on_a_busier_backend)
     }
     ck_assert_msg(held[1] > 0 && held[2] > 0, "%d held connections, none on %s",
                   nfd, held[1] == 0 ? "A" : "B");
-    tally(&st, 6, count);
+    harness_tally(&st, 6, count);
     ck_assert_int_eq(count[1] + count[2], 6);
     for (int i = 0; i < nfd; i++)
         close(fd[i]);
-    stage_down(&st);
+    harness_stage_down(&st);
     close(dead);
 }
 END_TEST

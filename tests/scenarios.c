@@ -19,6 +19,7 @@ void scenarios_04(Suite *s);
 void scenarios_05(Suite *s);
 void scenarios_06(Suite *s);
 void scenarios_07(Suite *s);
+void scenarios_08(Suite *s);
 
 /* Which chapter introduced each group of scenarios. */
 static const struct {
@@ -28,7 +29,7 @@ static const struct {
     {1, scenarios_00_echo}, /* the echo backend arrived with chapter 01 */
     {1, scenarios_01},      {2, scenarios_02}, {3, scenarios_03},
     {4, scenarios_04},      {5, scenarios_05}, {6, scenarios_06},
-    {7, scenarios_07},
+    {7, scenarios_07},      {8, scenarios_08},
 };
 
 int

@@ -14,6 +14,7 @@
 Suite *pool_suite(void);
 Suite *strategy_suite(void);
 Suite *config_suite(void);
+Suite *net_suite(void);
 
 /*
  * Fill a with the resolved address 127.0.0.1:<port>, as backends_parse()

@@ -64,6 +64,7 @@ main(void)
     sr = srunner_create(pool_suite());
     srunner_add_suite(sr, strategy_suite());
     srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, net_suite());
     srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

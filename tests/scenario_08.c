@@ -1,0 +1,527 @@
+/*
+ * scenario_08.c - chapter 08 (fast): a thread that finished a connection
+ * or a pump parks for WORKER_IDLE_MS and takes the next job, then ends;
+ * each thread keeps its splice pipe across jobs and drops it after a
+ * failed transfer.  None of this changes what a client sees, so these
+ * scenarios watch Harbor itself through /proc: its thread count (status,
+ * Threads:), its descriptors (fd/), and which system call each thread is
+ * blocked in (task/<tid>/syscall), which tells a parked thread, blocked in
+ * futex(2) on its condition variable, from one still at work.
+ */
+#define _GNU_SOURCE /* syscall numbers */
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* chapters/08-fast/harbor.h: how long a parked thread waits for a job. */
+#define WORKER_IDLE_MS 10000
+
+/* For the parked threads to leave: WORKER_IDLE_MS and room for a loaded
+ * machine under a sanitizer, within the TCase's 30 s. */
+#define EXPIRY_WAIT_MS (WORKER_IDLE_MS + 8000)
+
+/* For a connection's threads to finish and park: they have nothing left
+ * to wait for, so this only runs out when something is broken. */
+#define QUIET_WAIT_MS HARNESS_PROMPT_MS
+
+#define STEP_MS        2  /* how often the waits look at /proc again */
+#define EXPIRY_STEP_MS 50 /* the same, over the ten seconds of an expiry */
+#define CLOCK_SLACK_MS 2  /* whole ms here, nanoseconds in Harbor */
+#define MAX_TIDS       64 /* threads a Harbor runs before its first client */
+
+#define BIG_BODY (256u << 20) /* GET /bytes/<n>: more than all buffers hold */
+
+/*
+ * What /proc shows of Harbor at one moment.  Workers are the threads
+ * started since start-up: the connection and pump threads.
+ */
+struct view {
+    int threads; /* Threads: in /proc/<pid>/status */
+    int fds;     /* entries of /proc/<pid>/fd */
+    int sockets; /* of those, sockets */
+    int workers; /* threads not there at start-up */
+    int parked;  /* of those, blocked in futex(2) */
+};
+
+/* Harbor, and the threads and descriptors it had before any client. */
+struct watch {
+    struct harness_proc *harbor;
+    pid_t startup[MAX_TIDS];
+    int nstartup;
+    struct view before;
+};
+
+/* The pause between two looks in a bounded wait. */
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * The system call thread tid of pid is blocked in; -1 when it is running,
+ * -2 when the file cannot be read (the thread is gone, or this process
+ * may not look: reading it needs the rights ptrace(2) would).
+ */
+static long
+blocked_in(pid_t pid, pid_t tid)
+{
+    char path[64], line[256];
+    FILE *f;
+    long nr = -2;
+
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -2;
+    if (fgets(line, sizeof line, f) != NULL)
+        nr = strncmp(line, "running", 7) == 0 ? -1 : strtol(line, NULL, 10);
+    fclose(f);
+    return nr;
+}
+
+static int
+status_threads(pid_t pid)
+{
+    char path[64], line[256];
+    FILE *f;
+    int n = -1;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (n < 0 && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %d", &n) != 1)
+            n = -1;
+    fclose(f);
+    return n;
+}
+
+static int
+is_startup(const struct watch *w, pid_t tid)
+{
+    for (int i = 0; i < w->nstartup; i++)
+        if (w->startup[i] == tid)
+            return 1;
+    return 0;
+}
+
+/* Look at Harbor now. */
+static void
+look(const struct watch *w, struct view *v)
+{
+    pid_t pid = w->harbor->pid;
+    char path[64], link[64];
+    struct dirent *e;
+    DIR *d;
+
+    memset(v, 0, sizeof *v);
+    v->threads = status_threads(pid);
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            pid_t tid = (pid_t)atoi(e->d_name);
+
+            if (tid <= 0 || is_startup(w, tid))
+                continue;
+            v->workers++;
+            v->parked += blocked_in(pid, tid) == SYS_futex;
+        }
+        closedir(d);
+    }
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    if ((d = opendir(path)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            ssize_t n;
+
+            if (e->d_name[0] == '.')
+                continue;
+            v->fds++;
+            n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+            v->sockets += n > 7 && strncmp(link, "socket:", 7) == 0;
+        }
+        closedir(d);
+    }
+}
+
+/* Whether system call nr is accept(2), by either of its numbers. */
+static int
+in_accept(long nr)
+{
+#ifdef SYS_accept
+    if (nr == SYS_accept)
+        return 1;
+#endif
+#ifdef SYS_accept4
+    if (nr == SYS_accept4)
+        return 1;
+#endif
+    return 0;
+}
+
+/*
+ * Wait until Harbor's start-up is over - its main thread blocked in
+ * accept(), which it reaches after starting its last start-up thread -
+ * then note those threads, and what it holds before any client.
+ */
+static void
+watch_start(struct watch *w, struct harness_proc *harbor)
+{
+    long deadline = harness_now_ms() + HARNESS_START_MS;
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+
+    memset(w, 0, sizeof *w);
+    w->harbor = harbor;
+    for (;;) {
+        long nr = blocked_in(harbor->pid, harbor->pid);
+
+        if (in_accept(nr))
+            break;
+        ck_assert_msg(nr != -2, "cannot read /proc/%d/task/%d/syscall: %s",
+                      (int)harbor->pid, (int)harbor->pid, strerror(errno));
+        ck_assert_msg(harness_now_ms() < deadline,
+                      "harbor's main thread never blocked in accept()");
+        sleep_ms(STEP_MS);
+    }
+    snprintf(path, sizeof path, "/proc/%d/task", (int)harbor->pid);
+    ck_assert_msg((d = opendir(path)) != NULL, "%s: %s", path, strerror(errno));
+    while ((e = readdir(d)) != NULL)
+        if (atoi(e->d_name) > 0 && w->nstartup < MAX_TIDS)
+            w->startup[w->nstartup++] = (pid_t)atoi(e->d_name);
+    closedir(d);
+    look(w, &w->before);
+    ck_assert_int_eq(w->before.workers, 0);
+}
+
+/*
+ * Wait until no client connection is open in Harbor (no socket but those
+ * of start-up) and every worker is parked, and return what it holds then.
+ * A worker blocked in futex(2) could also be waiting for a lock or for its
+ * pump; with every connection closed and every worker blocked, there is
+ * nothing such a wait could be for, so it is parked.  Only then is the
+ * next client sure to find them: one that comes while a thread is still
+ * on its way back to the pool is given a new thread, as it should be.
+ */
+static void
+wait_quiet(const struct watch *w, struct view *v, const char *when)
+{
+    long deadline = harness_now_ms() + QUIET_WAIT_MS;
+
+    for (;;) {
+        look(w, v);
+        if (v->sockets == w->before.sockets && v->parked == v->workers)
+            return;
+        ck_assert_msg(harness_now_ms() < deadline,
+                      "%s: after %d ms harbor still has %d sockets (%d at "
+                      "start-up) and %d of %d workers parked; alive: %d",
+                      when, QUIET_WAIT_MS, v->sockets, w->before.sockets,
+                      v->parked, v->workers, harness_alive(w->harbor));
+        sleep_ms(STEP_MS);
+    }
+}
+
+static const char *const no_checks[] = {"HEALTH_CHECK=off", NULL};
+
+/* One GET through Harbor, served. */
+static void
+served(struct harness_proc *harbor, const char *path)
+{
+    struct harness_http_response rs;
+
+    ck_assert_msg(harness_http_get(harbor->port, path, &rs) == 0,
+                  "GET %s: %s; harbor's stderr: %s", path,
+                  harness_end_name(rs.end), harness_log_tail(harbor));
+    ck_assert_int_eq(rs.status, 200);
+    harness_http_response_free(&rs);
+}
+
+/*
+ * A connection's two threads outlive it, parked; the next connections
+ * take them instead of new ones, so twenty clients one after another
+ * leave Harbor with exactly the threads and descriptors (the threads'
+ * pipes) that the first client left.
+ */
+START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
+{
+    struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
+    struct harness_http_response rs;
+    struct harness_stage st;
+    struct watch w;
+    struct view first, v;
+    char when[32];
+    int fd;
+
+    harness_stage_up(&st, 1, "http", no_checks);
+    watch_start(&w, st.harbor);
+    served(st.harbor, "/first");
+    wait_quiet(&w, &first, "after the first client");
+    ck_assert_msg(first.workers > 0 && first.threads > w.before.threads,
+                  "no thread outlived the first connection: %d threads, "
+                  "%d before it",
+                  first.threads, w.before.threads);
+
+    /* A held connection runs on the parked threads: none is started. */
+    fd = harness_connect(st.harbor->port);
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "keep-alive GET: %s",
+                  harness_end_name(rs.end));
+    ck_assert_int_eq(rs.status, 200);
+    harness_http_response_free(&rs);
+    look(&w, &v);
+    ck_assert_msg(v.threads == first.threads,
+                  "%d threads during a held connection, %d parked before it",
+                  v.threads, first.threads);
+    ck_assert_int_eq(v.workers, first.workers);
+    harness_finish(fd);
+    wait_quiet(&w, &v, "after the held connection");
+
+    for (int i = 0; i < 20; i++) {
+        served(st.harbor, "/next");
+        snprintf(when, sizeof when, "after client %d of 20", i + 1);
+        wait_quiet(&w, &v, when);
+        ck_assert_msg(v.threads == first.threads,
+                      "%s: %d threads, %d after the first client", when,
+                      v.threads, first.threads);
+    }
+    ck_assert_msg(v.fds == first.fds,
+                  "%d descriptors after 20 clients, %d after the first", v.fds,
+                  first.fds);
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
+}
+END_TEST
+
+/*
+ * Parked threads that get no job leave after WORKER_IDLE_MS - not before
+ * - and their pipes go with them: Harbor is back to what it had before
+ * its first client.
+ */
+START_TEST(parked_threads_leave_after_worker_idle_ms)
+{
+    struct harness_stage st;
+    struct watch w;
+    struct view v;
+    long started, left;
+
+    harness_stage_up(&st, 1, "http", no_checks);
+    watch_start(&w, st.harbor);
+    started = harness_now_ms(); /* every thread parks after this */
+    served(st.harbor, "/idle");
+    wait_quiet(&w, &v, "after the client");
+    ck_assert_msg(v.threads > w.before.threads,
+                  "no thread outlived the connection: %d threads, %d before",
+                  v.threads, w.before.threads);
+    do {
+        sleep_ms(EXPIRY_STEP_MS);
+        look(&w, &v);
+        left = harness_now_ms() - started;
+    } while ((v.threads != w.before.threads || v.fds != w.before.fds) &&
+             left < EXPIRY_WAIT_MS);
+    ck_assert_msg(v.threads == w.before.threads && v.fds == w.before.fds,
+                  "%ld ms after the client: %d threads and %d descriptors, "
+                  "%d and %d before it",
+                  left, v.threads, v.fds, w.before.threads, w.before.fds);
+    ck_assert_msg(left >= WORKER_IDLE_MS - CLOCK_SLACK_MS,
+                  "the parked threads left %ld ms after the client came, "
+                  "before WORKER_IDLE_MS (%d)",
+                  left, WORKER_IDLE_MS);
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
+}
+END_TEST
+
+/*
+ * The next client is served on the parked threads, and Harbor is back to
+ * the threads and descriptors of its warm start.
+ */
+static void
+assert_back_to_warm(const struct watch *w, const struct view *warm)
+{
+    struct view v;
+
+    wait_quiet(w, &v, "after the next client");
+    ck_assert_msg(v.fds == warm->fds && v.threads == warm->threads,
+                  "after the next client: %d descriptors and %d threads, "
+                  "%d and %d after the warm-up",
+                  v.fds, v.threads, warm->fds, warm->threads);
+    ck_assert(harness_alive(w->harbor));
+}
+
+/*
+ * A client that asks for a body far larger than any buffer, reads a
+ * little and resets, fails Harbor's splice into its socket in the middle
+ * of the transfer.  The pump that failed drops its pipe, which may still
+ * hold bytes; the next client is served on the same threads, which make
+ * new pipes, and Harbor is back to the descriptors of a warm start.
+ */
+START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
+{
+    struct harness_stage st;
+    struct watch w;
+    struct view warm, v;
+    char req[128], *buf = malloc(64 * 1024);
+    enum harness_end end;
+    int fd;
+
+    ck_assert(buf != NULL);
+    harness_stage_up(&st, 1, "http", no_checks);
+    watch_start(&w, st.harbor);
+    served(st.harbor, "/warm-up");
+    wait_quiet(&w, &warm, "after the warm-up client");
+
+    snprintf(req, sizeof req,
+             "GET /bytes/%u HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             BIG_BODY);
+    fd = harness_connect(st.harbor->port);
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    ck_assert_int_eq(harness_send_all(fd, req, strlen(req)), 0);
+    end = harness_read_n(fd, buf, 64 * 1024, HARNESS_XFER_MS);
+    ck_assert_msg(end == HARNESS_DONE, "the first 64 KiB of the body: %s",
+                  harness_end_name(end));
+    harness_reset(fd);
+    wait_quiet(&w, &v, "after the reset");
+    ck_assert_msg(v.fds <= warm.fds - 2,
+                  "%d descriptors after the reset, %d after the warm-up: "
+                  "the pump that failed kept its pipe, or leaked it",
+                  v.fds, warm.fds);
+
+    served(st.harbor, "/after-the-reset");
+    assert_back_to_warm(&w, &warm);
+    free(buf);
+    harness_stage_down(&st);
+}
+END_TEST
+
+/* One MODE=tcp round trip through Harbor: msg out, FIN, msg back, EOF. */
+static void
+tcp_round(struct harness_proc *harbor, const char *msg)
+{
+    struct harness_buf in = {0};
+    enum harness_end end;
+    size_t n = strlen(msg);
+    int fd = harness_connect(harbor->port);
+
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    end = harness_exchange(fd, msg, n, 1, &in, HARNESS_XFER_MS);
+    ck_assert_msg(end == HARNESS_EOF && in.len == n,
+                  "\"%s\" through harbor: %zu bytes back, then %s", msg, in.len,
+                  harness_end_name(end));
+    ck_assert_msg(memcmp(in.data, msg, n) == 0,
+                  "\"%s\" through harbor: other bytes came back", msg);
+    harness_buf_free(&in);
+    close(fd);
+}
+
+/*
+ * Send pieces of chunk[] without reading the echo until the socket takes
+ * no more: then bytes fill every buffer from here to the backend and back,
+ * and both of Harbor's pumps are in the middle of a transfer.  Returns
+ * how many bytes went out.
+ */
+static size_t
+fill(int fd, const unsigned char *chunk, size_t len)
+{
+    long deadline = harness_now_ms() + HARNESS_XFER_MS;
+    size_t sent = 0;
+    ssize_t n;
+
+    for (;;) {
+        n = send(fd, chunk + sent % len, len - sent % len,
+                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return sent;
+        ck_assert_msg(n > 0, "send after %zu bytes: %s", sent, strerror(errno));
+        sent += (size_t)n;
+        ck_assert_msg(harness_now_ms() < deadline,
+                      "%zu bytes sent in %d ms and the socket still takes "
+                      "more: nothing pushes back",
+                      sent, HARNESS_XFER_MS);
+    }
+}
+
+/*
+ * The other side: the MODE=tcp backend is killed while bytes flow both
+ * ways through Harbor.  The client is closed, having got back only bytes
+ * it sent; the next client, to an echo started again on the same port, is
+ * served on the same threads; and Harbor is back to the descriptors of a
+ * warm start.
+ */
+START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
+{
+    enum { CHUNK = 64 * 1024 };
+    struct harness_stage st;
+    struct harness_buf in = {0};
+    struct watch w;
+    struct view warm, v;
+    unsigned char *chunk = malloc(CHUNK);
+    enum harness_end end;
+    size_t sent;
+    int fd;
+
+    ck_assert(chunk != NULL);
+    harness_random(chunk, CHUNK, 0x0808);
+    harness_stage_up(&st, 1, "tcp", no_checks);
+    watch_start(&w, st.harbor);
+    tcp_round(st.harbor, "warm-up");
+    wait_quiet(&w, &warm, "after the warm-up client");
+
+    fd = harness_connect(st.harbor->port);
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    sent = fill(fd, chunk, CHUNK);
+    harness_kill(st.echo[0], SIGKILL);
+    ck_assert_int_eq(harness_wait_exit(st.echo[0], HARNESS_STOP_MS, NULL), 0);
+    harness_stop(st.echo[0]);
+    st.echo[0] = NULL;
+    end = harness_read_to_end(fd, &in, HARNESS_XFER_MS);
+    ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
+                  "client of the killed backend: %s after %zu bytes, want "
+                  "closed",
+                  harness_end_name(end), in.len);
+    ck_assert_msg(in.len <= sent, "%zu bytes back, %zu sent", in.len, sent);
+    for (size_t i = 0; i < in.len; i += CHUNK) {
+        size_t n = in.len - i < CHUNK ? in.len - i : CHUNK;
+
+        ck_assert_msg(memcmp(in.data + i, chunk, n) == 0,
+                      "the echo differs from what was sent in bytes %zu..%zu",
+                      i, i + n);
+    }
+    harness_buf_free(&in);
+    close(fd);
+    wait_quiet(&w, &v, "after the kill");
+
+    harness_stage_echo(&st, 0, "tcp", st.port[0]);
+    tcp_round(st.harbor, "after the kill");
+    assert_back_to_warm(&w, &warm);
+    free(chunk);
+    harness_stage_down(&st);
+}
+END_TEST
+
+void
+scenarios_08(Suite *s)
+{
+    TCase *tc;
+
+    tc = harness_tcase(s, "workers", 8, NULL);
+    tcase_add_test(tc, parked_threads_serve_the_next_clients_without_new_ones);
+    tcase_add_test(tc, client_reset_in_the_middle_of_a_splice_leaks_nothing);
+    tcase_add_test(tc, backend_killed_in_the_middle_of_a_splice_leaks_nothing);
+
+    /* About WORKER_IDLE_MS long: a TCase of its own, so CK_RUN_CASE=workers
+     * stays quick. */
+    tc = harness_tcase(s, "workers-idle", 8, NULL);
+    tcase_add_test(tc, parked_threads_leave_after_worker_idle_ms);
+}
