@@ -421,8 +421,10 @@ harness_assert_config_error(const char *var, const char *value,
     snprintf(bad, sizeof bad, "%s=%s", var, value);
     all[n++] = bad;
     all[n] = NULL;
-    plen = (size_t)snprintf(prefix, sizeof prefix, "harbor: %s: ", var);
-    slen = (size_t)snprintf(suffix, sizeof suffix, ": \"%s\"\n", value);
+    plen =
+        (size_t)snprintf(prefix, sizeof prefix, CONTRACT_BAD_SETTING_HEAD, var);
+    slen = (size_t)snprintf(suffix, sizeof suffix,
+                            CONTRACT_BAD_SETTING_TAIL "\n", value);
     ck_assert_msg(
         harness_run(getenv("HARBOR_BIN"), all, HARNESS_START_MS, &r) == 0,
         "%s: harbor did not exit; stderr: %s", bad, r.err);
@@ -487,6 +489,7 @@ harness_start_echo(const char *mode, unsigned port)
 struct harness_proc *
 harness_start_harbor(const char *backends, const char *const env[])
 {
+    static const char listening[] = CONTRACT_LISTENING " ";
     char backends_env[4096], line[512];
     const char *v[32];
     size_t n = 0;
@@ -504,13 +507,14 @@ harness_start_harbor(const char *backends, const char *const env[])
     ck_assert_msg(p != NULL, "spawn harbor: %s", strerror(errno));
     line[0] = '\0';
     if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
-        strcmp(line, "Harbor Up") != 0)
-        abort_start(p, "want \"Harbor Up\", got", line);
+        strcmp(line, CONTRACT_HARBOR_UP) != 0)
+        abort_start(p, "want \"" CONTRACT_HARBOR_UP "\", got", line);
     line[0] = '\0';
     if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
-        strncmp(line, "listening on ", 13) != 0 ||
+        strncmp(line, listening, sizeof listening - 1) != 0 ||
         (p->port = harness_port_of(line)) == 0)
-        abort_start(p, "want \"listening on <host>:<port>\", got", line);
+        abort_start(p, "want \"" CONTRACT_LISTENING " <host>:<port>\", got",
+                    line);
     return p;
 }
 

@@ -3,7 +3,8 @@
  * processes, wait for what they print, and talk to them over loopback.
  * Every wait is bounded and every child is reaped by pid, so a broken
  * balancer fails a scenario instead of hanging the suite.  Scenario files
- * (scenario_NN*.c) use only this header; scenarios.c builds the suite.
+ * (scenario_NN*.c) use only this header, and through it contract.h, the
+ * table of every text they look for; scenarios.c builds the suite.
  */
 #ifndef HARBOR_HARNESS_H
 #define HARBOR_HARNESS_H
@@ -12,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "contract.h"
 
 /*
  * Time limits in milliseconds.  They bound waits that normally end in
