@@ -251,9 +251,10 @@ START_TEST(address_in_use_exits_1_with_a_message)
     ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1,
                   "wait status %#x, want exit 1; stderr: %s",
                   (unsigned)r.status, r.err);
-    ck_assert_msg(harness_contains_ci(r.err, "in use"),
+    ck_assert_msg(harness_contains_ci(r.err, CONTRACT_IN_USE),
                   "stderr does not say the address is in use: %s", r.err);
-    ck_assert_msg(strstr(r.out, "listening on") == NULL, "stdout: %s", r.out);
+    ck_assert_msg(strstr(r.out, CONTRACT_LISTENING) == NULL, "stdout: %s",
+                  r.out);
     close(busy);
 }
 END_TEST
@@ -296,7 +297,7 @@ START_TEST(unreachable_backend_closes_client_promptly_and_is_logged)
                                         HARNESS_PROMPT_MS) == 0,
                   "no log line names %s; stderr: %s", addr,
                   harness_log_tail(harbor));
-    ck_assert_msg(harness_contains_ci(line, "refused"),
+    ck_assert_msg(harness_contains_ci(line, CONTRACT_REFUSED),
                   "log line gives no reason: %s", line);
     ck_assert(harness_alive(harbor));
     harness_stop(harbor);

@@ -66,7 +66,7 @@ assert_closed_in_window(int fd, long start, const char *what)
 START_TEST(idle_connection_is_closed_within_window)
 {
     struct harness_proc *echo = harness_start_echo("tcp", 0), *harbor;
-    char backends[32];
+    char backends[32], needle[64];
     long start;
     int fd;
 
@@ -76,9 +76,9 @@ START_TEST(idle_connection_is_closed_within_window)
     start = harness_now_ms();
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     assert_closed_in_window(fd, start, "client that says nothing");
-    ck_assert_msg(harness_wait_log(harbor, "no progress for " DEADLINE " ms",
-                                   HARNESS_PROMPT_MS) == 0,
-                  "no \"no progress for " DEADLINE " ms\" log line");
+    snprintf(needle, sizeof needle, CONTRACT_NO_PROGRESS, DEADLINE_MS);
+    ck_assert_msg(harness_wait_log(harbor, needle, HARNESS_PROMPT_MS) == 0,
+                  "no \"%s\" log line", needle);
     close(fd);
     harness_stop(harbor);
     harness_stop(echo);
@@ -174,7 +174,7 @@ START_TEST(client_that_stops_reading_is_cut_after_write_stall)
     struct harness_proc *echo = harness_start_echo("http", 0), *harbor;
     struct harness_buf in = {0};
     enum harness_end end;
-    char backends[32], log[4096];
+    char backends[32], log[4096], needle[64];
     int fd;
 
     snprintf(backends, sizeof backends, "127.0.0.1:%u", echo->port);
@@ -186,7 +186,8 @@ START_TEST(client_that_stops_reading_is_cut_after_write_stall)
      * no read tick on it can notice the stall; only SO_SNDTIMEO can. */
     if (_i == 1)
         ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
-    if (harness_wait_log(harbor, "no progress for " DEADLINE " ms", 5000) < 0) {
+    snprintf(needle, sizeof needle, CONTRACT_NO_PROGRESS, DEADLINE_MS);
+    if (harness_wait_log(harbor, needle, 5000) < 0) {
         harness_log(harbor, log, sizeof log);
         ck_abort_msg("stalled write not cut within 5 s; stderr: %s", log);
     }
@@ -282,8 +283,7 @@ START_TEST(backend_that_never_answers_is_given_up_on_in_time)
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     assert_closed_in_window(fd, start, "client of a silent backend");
 
-    snprintf(want, sizeof want, "connect %s: no answer in " DEADLINE " ms",
-             backends);
+    snprintf(want, sizeof want, CONTRACT_NO_ANSWER, backends, DEADLINE_MS);
     if (harness_wait_log(harbor, want, HARNESS_PROMPT_MS) < 0) {
         harness_log(harbor, log, sizeof log);
         ck_abort_msg("no log line \"%s\"; stderr: %s", want, log);

@@ -81,6 +81,16 @@ assert_log(struct harness_proc *harbor, const char *needle)
     harness_assert_log(harbor, needle, NULL, 0, HARNESS_PROMPT_MS);
 }
 
+/* Wait for the CONTRACT_DRAINING line of n connections, or fail. */
+static void
+assert_draining(struct harness_proc *harbor, int n)
+{
+    char needle[64];
+
+    snprintf(needle, sizeof needle, CONTRACT_DRAINING, n);
+    assert_log(harbor, needle);
+}
+
 /*
  * Harbor exits 0 within timeout_ms of the call, or the test fails with its
  * stderr.  Returns how long the exit took.
@@ -105,14 +115,14 @@ assert_exits_0_within(struct harness_proc *harbor, int timeout_ms)
 START_TEST(sigterm_refuses_new_clients_and_drains_the_held_one)
 {
     struct harness_stage st;
-    char log[4096];
+    char log[4096], cut[64];
     int fd, late;
 
     stage_up(&st, "5000");
     fd = held_client(&st);
     harness_log_mark(st.harbor);
     harness_kill(st.harbor, SIGTERM);
-    assert_log(st.harbor, "draining 1 connections");
+    assert_draining(st.harbor, 1);
 
     /* The listener was closed before the drain began: refused at once. */
     late = harness_connect(st.harbor->port);
@@ -125,9 +135,10 @@ START_TEST(sigterm_refuses_new_clients_and_drains_the_held_one)
     ck_assert(harness_alive(st.harbor));
     close(fd);
     assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
-    assert_log(st.harbor, "shutdown complete");
+    assert_log(st.harbor, CONTRACT_SHUTDOWN);
     harness_log(st.harbor, log, sizeof log);
-    ck_assert_msg(strstr(log, "closing 1 connections") == NULL,
+    snprintf(cut, sizeof cut, CONTRACT_CLOSING, 1);
+    ck_assert_msg(strstr(log, cut) == NULL,
                   "the drained connection was cut instead: %s", log);
     harness_stage_down(&st);
 }
@@ -156,8 +167,8 @@ START_TEST(drain_deadline_closes_held_idle_client_and_exits_0)
                   harness_end_name(end));
     ck_assert_uint_eq(in.len, 0);
     harness_buf_free(&in);
-    assert_log(st.harbor, "draining 1 connections");
-    assert_log(st.harbor, "shutdown complete");
+    assert_draining(st.harbor, 1);
+    assert_log(st.harbor, CONTRACT_SHUTDOWN);
     close(fd);
     harness_stage_down(&st);
 }
@@ -179,10 +190,10 @@ START_TEST(second_signal_skips_the_drain)
     harness_log_mark(st.harbor);
     harness_kill(st.harbor, first);
     /* Only once the drain has begun is the next signal a second one. */
-    assert_log(st.harbor, "draining 1 connections");
+    assert_draining(st.harbor, 1);
     harness_kill(st.harbor, second);
     assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
-    assert_log(st.harbor, "shutdown complete");
+    assert_log(st.harbor, CONTRACT_SHUTDOWN);
     end = harness_read_to_end(fd, &in, HARNESS_PROMPT_MS);
     ck_assert_msg(end == HARNESS_EOF || end == HARNESS_RESET,
                   "held client after the exit: %s, want closed",
@@ -201,8 +212,8 @@ START_TEST(signal_with_no_connections_exits_0_promptly)
     harness_log_mark(st.harbor);
     harness_kill(st.harbor, first_signal[_i]);
     assert_exits_0_within(st.harbor, PROMPT_EXIT_MS);
-    assert_log(st.harbor, "draining 0 connections");
-    assert_log(st.harbor, "shutdown complete");
+    assert_draining(st.harbor, 0);
+    assert_log(st.harbor, CONTRACT_SHUTDOWN);
     harness_stage_down(&st);
 }
 END_TEST
@@ -284,9 +295,7 @@ START_TEST(queued_client_is_closed_at_the_cut_without_a_dial)
 
     harness_log_mark(harbor);
     harness_kill(harbor, SIGTERM);
-    ck_assert_msg(harness_wait_log(harbor, "draining 2 connections",
-                                   HARNESS_PROMPT_MS) == 0,
-                  "no 'draining 2 connections' line");
+    assert_draining(harbor, 2);
     ck_assert_msg(harness_wait_exit(harbor, HARNESS_PROMPT_MS, &status) == 0,
                   "harbor still running %d ms after the drain deadline",
                   HARNESS_PROMPT_MS);

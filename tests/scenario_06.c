@@ -73,12 +73,18 @@ kill_echo(struct harness_proc **echo)
     *echo = NULL;
 }
 
-/* "backend 127.0.0.1:<port> <what>", the needle of a health change. */
-static const char *
-change(char *buf, size_t len, unsigned port, const char *what)
+/*
+ * The needle of a health change of the backend on port: fmt is
+ * CONTRACT_BACKEND_DOWN or CONTRACT_BACKEND_UP, filled in with the
+ * backend's address as BACKENDS names it.
+ */
+static void
+change(char *buf, size_t len, const char *fmt, unsigned port)
 {
-    snprintf(buf, len, "backend 127.0.0.1:%u %s", port, what);
-    return buf;
+    char addr[32];
+
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    snprintf(buf, len, fmt, addr);
 }
 
 START_TEST(killed_backend_is_routed_around_then_back_up_when_restarted)
@@ -93,15 +99,14 @@ START_TEST(killed_backend_is_routed_around_then_back_up_when_restarted)
     /* At once, before any check noticed: retries must cover the gap. */
     harness_tally(&st, 40, before);
     ck_assert_int_eq(before[0], 40);
-    harness_assert_log(st.harbor,
-                       change(needle, sizeof needle, st.port[1], "DOWN"), line,
-                       sizeof line, CHANGE_WAIT_MS);
-    ck_assert_msg(strstr(line, "DOWN (") != NULL, "no reason given: %s", line);
+    change(needle, sizeof needle, CONTRACT_BACKEND_DOWN, st.port[1]);
+    harness_assert_log(st.harbor, needle, line, sizeof line, CHANGE_WAIT_MS);
+    ck_assert_msg(strstr(line, CONTRACT_DOWN_REASON) != NULL,
+                  "no reason given: %s", line);
 
     harness_stage_echo(&st, 1, "http", st.port[1]);
-    harness_assert_log(st.harbor,
-                       change(needle, sizeof needle, st.port[1], "UP"), NULL, 0,
-                       CHANGE_WAIT_MS);
+    change(needle, sizeof needle, CONTRACT_BACKEND_UP, st.port[1]);
+    harness_assert_log(st.harbor, needle, NULL, 0, CHANGE_WAIT_MS);
     harness_tally(&st, 6, after);
     ck_assert_msg(after[1] > 0, "B back up but served %d of 6", after[1]);
     harness_stage_down(&st);
@@ -138,11 +143,10 @@ START_TEST(http_check_follows_admin_down_and_up_while_the_port_stays_open)
 
     stage_up(&st, env);
     admin(st.port[1], "/admin/down");
-    harness_assert_log(st.harbor,
-                       change(needle, sizeof needle, st.port[1], "DOWN"), line,
-                       sizeof line, CHANGE_WAIT_MS);
-    ck_assert_msg(strstr(line, "503") != NULL, "reason is not the 503: %s",
-                  line);
+    change(needle, sizeof needle, CONTRACT_BACKEND_DOWN, st.port[1]);
+    harness_assert_log(st.harbor, needle, line, sizeof line, CHANGE_WAIT_MS);
+    ck_assert_msg(strstr(line, CONTRACT_HTTP_503) != NULL,
+                  "reason is not the 503: %s", line);
     ck_assert_msg(harness_http_get(st.port[1], "/direct", &rs) == 0 &&
                       rs.status == 200,
                   "B itself stopped serving: %s", harness_end_name(rs.end));
@@ -152,9 +156,8 @@ START_TEST(http_check_follows_admin_down_and_up_while_the_port_stays_open)
                   down[1]);
 
     admin(st.port[1], "/admin/up");
-    harness_assert_log(st.harbor,
-                       change(needle, sizeof needle, st.port[1], "UP"), NULL, 0,
-                       CHANGE_WAIT_MS);
+    change(needle, sizeof needle, CONTRACT_BACKEND_UP, st.port[1]);
+    harness_assert_log(st.harbor, needle, NULL, 0, CHANGE_WAIT_MS);
     harness_tally(&st, 6, up);
     ck_assert_msg(up[0] > 0 && up[1] > 0, "B back up: A %d, B %d", up[0],
                   up[1]);
@@ -181,10 +184,10 @@ START_TEST(no_backend_up_closes_a_new_client_at_once)
     }
     harness_backends(backends, sizeof backends, port, 2);
     harbor = harness_start_harbor(backends, env);
-    for (int i = 0; i < 2; i++)
-        harness_assert_log(harbor,
-                           change(needle, sizeof needle, port[i], "DOWN"), NULL,
-                           0, CHANGE_WAIT_MS);
+    for (int i = 0; i < 2; i++) {
+        change(needle, sizeof needle, CONTRACT_BACKEND_DOWN, port[i]);
+        harness_assert_log(harbor, needle, NULL, 0, CHANGE_WAIT_MS);
+    }
 
     harness_log_mark(harbor);
     start = harness_now_ms();
@@ -195,7 +198,7 @@ START_TEST(no_backend_up_closes_a_new_client_at_once)
                   "client with no backend up: %s after %ld ms, want closed",
                   harness_end_name(end), harness_now_ms() - start);
     ck_assert_uint_eq(in.len, 0);
-    harness_assert_log(harbor, "no backend up", NULL, 0, AT_ONCE_MS);
+    harness_assert_log(harbor, CONTRACT_NO_BACKEND_UP, NULL, 0, AT_ONCE_MS);
     ck_assert(harness_alive(harbor));
     harness_buf_free(&in);
     close(fd);
@@ -312,17 +315,17 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
     served(harbor); /* Harbor is past its start-up: see scenario_05.c */
     pool[1] = port[1];
     write_pool(&f, pool, 2);
-    harness_assert_log(harbor, "reload: 2 backends (+1 -1)", NULL, 0,
-                       CHANGE_WAIT_MS);
+    snprintf(needle, sizeof needle, CONTRACT_RELOAD, 2, 1, 1);
+    harness_assert_log(harbor, needle, NULL, 0, CHANGE_WAIT_MS);
 
     kill_echo(&echo[1]);
     kill_echo(&echo[2]);
-    harness_assert_log(harbor, change(needle, sizeof needle, port[1], "DOWN"),
-                       NULL, 0, CHANGE_WAIT_MS);
-    ck_assert_msg(
-        harness_wait_log(harbor, change(needle, sizeof needle, port[2], "DOWN"),
-                         QUIET_MS) < 0,
-        "removed backend still checked: %s", harness_log_tail(harbor));
+    change(needle, sizeof needle, CONTRACT_BACKEND_DOWN, port[1]);
+    harness_assert_log(harbor, needle, NULL, 0, CHANGE_WAIT_MS);
+    change(needle, sizeof needle, CONTRACT_BACKEND_DOWN, port[2]);
+    ck_assert_msg(harness_wait_log(harbor, needle, QUIET_MS) < 0,
+                  "removed backend still checked: %s",
+                  harness_log_tail(harbor));
     ck_assert(harness_alive(harbor));
     harness_stop(harbor);
     harness_stop(echo[0]);
