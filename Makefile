@@ -200,6 +200,7 @@ lint: deps
 	    --inline-suppr --std=c11 -D__GNUC__ -Icommon $(LINT_FILES)
 	@echo "scripts/check-chapters"
 	@scripts/check-chapters >/dev/null
+	@scripts/check-contract
 	@echo "lint: clean"
 
 demo: all
