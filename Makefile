@@ -31,6 +31,21 @@ CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(call chapter_nn,$(d)))
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
 
+# Two directories with one number, say a copy chapters/03-mine next to
+# chapters/03-inflight, would both go into build/harbor-03 and fail to link
+# with two main()s.  Say so plainly instead.  A chapter of your own belongs
+# in mine/ (scripts/start NN), which no chapter rule reads.
+DUP_NN := $(strip $(foreach n,$(sort $(CHAPTERS)),$(if \
+            $(word 2,$(filter $(n),$(CHAPTERS))),$(n))))
+ifneq ($(DUP_NN),)
+ifneq ($(filter-out clean doctor,$(or $(MAKECMDGOALS),all)),)
+$(error chapter $(firstword $(DUP_NN)) has more than one directory: \
+  $(filter chapters/$(firstword $(DUP_NN))-%,$(CHAPTER_DIRS)).  Move your \
+  copy out of chapters/; to write chapter $(firstword $(DUP_NN)) yourself, \
+  run scripts/start $(firstword $(DUP_NN)) and work in mine/)
+endif
+endif
+
 # Library code shared by every chapter; the echo backend is a program of its
 # own in common/echo/.
 COMMON_SRC := $(sort $(wildcard common/*.c))
