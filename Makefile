@@ -158,7 +158,7 @@ $(foreach p,$(CHAPTER_TESTS),$(eval $(call chapter_test,$(p))))
 tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG)
 
 deps:
-	@scripts/install-deps
+	@scripts/install-deps --tests
 
 # The unit tests (of common/, then of the chapter modules), then each
 # chapter's binary against the scenarios of that chapter and of every
