@@ -11,6 +11,8 @@
 #   make test-mine  its chapter's scenarios and every earlier chapter's
 #                   against it; ONLY=1: its own alone; CH=NN BIN=path:
 #                   chapter NN's against any balancer
+#   make doctor     is this machine ready?  Says what is missing, and how
+#                   to fix it
 #
 # A chapter is any chapters/NN-slug/ directory: one pattern rule builds it,
 # so adding a chapter needs no edit here.
@@ -42,7 +44,7 @@ LAST         := $(lastword $(CHAPTERS))
 DUP_NN := $(strip $(foreach n,$(sort $(CHAPTERS)),$(if \
             $(word 2,$(filter $(n),$(CHAPTERS))),$(n))))
 ifneq ($(DUP_NN),)
-ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out clean doctor,$(or $(MAKECMDGOALS),all)),)
 $(error chapter $(firstword $(DUP_NN)) has more than one directory: \
   $(filter chapters/$(firstword $(DUP_NN))-%,$(CHAPTER_DIRS)).  Move your \
   copy out of chapters/; to write chapter $(firstword $(DUP_NN)) yourself, \
@@ -104,7 +106,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 .PHONY: all tests test test-unit test-scenarios mine test-mine _mine \
-        _test-mine sanitize lint demo deps clean
+        _test-mine sanitize lint demo doctor deps clean
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
 
@@ -262,6 +264,15 @@ lint: deps
 
 demo: all
 	@scripts/demo $(CH)
+
+# A checkout with CRLF line endings cannot start any script, this one
+# included, so make looks for that first (make itself reads CRLF well).
+doctor:
+	@if grep -q "$$(printf '\r')" scripts/doctor; then \
+	    echo "MISSING  LF line endings: this checkout has CRLF ones, and no" \
+	        "script of it can start; clone it again from Linux (in WSL," \
+	        "into your home: cd ~ && git clone ...)"; exit 1; fi
+	@scripts/doctor
 
 clean:
 	rm -rf $(BUILD)
