@@ -6,7 +6,13 @@
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
 #   make lint       -Werror build, clang-format, cppcheck, check-chapters
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
-#   make test-mine CH=NN BIN=path   chapter NN's scenarios against your binary
+#   make mine       build/harbor-mine from mine/, your own chapter
+#                   (scripts/start NN makes mine/)
+#   make test-mine  its chapter's scenarios and every earlier chapter's
+#                   against it; ONLY=1: its own alone; CH=NN BIN=path:
+#                   chapter NN's against any balancer
+#   make doctor     is this machine ready?  Says what is missing, and how
+#                   to fix it
 #
 # A chapter is any chapters/NN-slug/ directory: one pattern rule builds it,
 # so adding a chapter needs no edit here.
@@ -30,6 +36,21 @@ CHAPTER_DIRS := $(sort $(wildcard chapters/[0-9][0-9]-*))
 CHAPTERS     := $(foreach d,$(CHAPTER_DIRS),$(call chapter_nn,$(d)))
 HARBORS      := $(CHAPTERS:%=$(BUILD)/harbor-%)
 LAST         := $(lastword $(CHAPTERS))
+
+# Two directories with one number, say a copy chapters/03-mine next to
+# chapters/03-inflight, would both go into build/harbor-03 and fail to link
+# with two main()s.  Say so plainly instead.  A chapter of your own belongs
+# in mine/ (scripts/start NN), which no chapter rule reads.
+DUP_NN := $(strip $(foreach n,$(sort $(CHAPTERS)),$(if \
+            $(word 2,$(filter $(n),$(CHAPTERS))),$(n))))
+ifneq ($(DUP_NN),)
+ifneq ($(filter-out clean doctor,$(or $(MAKECMDGOALS),all)),)
+$(error chapter $(firstword $(DUP_NN)) has more than one directory: \
+  $(filter chapters/$(firstword $(DUP_NN))-%,$(CHAPTER_DIRS)).  Move your \
+  copy out of chapters/; to write chapter $(firstword $(DUP_NN)) yourself, \
+  run scripts/start $(firstword $(DUP_NN)) and work in mine/)
+endif
+endif
 
 # Library code shared by every chapter; the echo backend is a program of its
 # own in common/echo/.
@@ -84,8 +105,8 @@ CHAPTER_TEST_PROG := $(foreach p,$(CHAPTER_TESTS),$(call ct_prog,$(p)))
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all tests test test-unit test-scenarios test-mine sanitize lint demo \
-        deps clean
+.PHONY: all tests test test-unit test-scenarios mine test-mine _mine \
+        _test-mine sanitize lint demo doctor deps clean
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
 
@@ -139,7 +160,7 @@ $(foreach p,$(CHAPTER_TESTS),$(eval $(call chapter_test,$(p))))
 tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG)
 
 deps:
-	@scripts/install-deps
+	@scripts/install-deps --tests
 
 # The unit tests (of common/, then of the chapter modules), then each
 # chapter's binary against the scenarios of that chapter and of every
@@ -160,13 +181,52 @@ test-scenarios:
 	    ECHO_BIN=$(BUILD)/echo $(BUILD)/tests/scenarios; \
 	done
 
-# Run chapter CH's scenarios (and every earlier chapter's) against BIN.
+# Your own chapter, in mine/ (scripts/start NN makes it), is built like a
+# chapter: the same flags, -Imine -Icommon, objects under $(BUILD)/mine/.
+MINE_SRC := $(sort $(wildcard mine/*.c))
+MINE_OBJ := $(MINE_SRC:mine/%.c=$(BUILD)/mine/%.o)
+
+mine:
+	@test -d mine || { echo "make mine: there is no mine/ yet;" \
+	    "start a chapter of your own with scripts/start NN" >&2; exit 2; }
+	@test -n "$(MINE_SRC)" || { echo "make mine: mine/ has no .c file yet;" \
+	    "write mine/main.c (see mine/README.md)" >&2; exit 2; }
+	@$(MAKE) --no-print-directory _mine
+
+# The targets that only build, for the recursive makes above and below: a
+# recipe of their own keeps make from saying "is up to date".
+_mine: $(BUILD)/harbor-mine
+	@:
+_test-mine: $(BUILD)/echo $(BUILD)/tests/scenarios $(if $(BIN),,mine)
+	@:
+
+$(BUILD)/mine/%.o: mine/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Imine -Icommon -c -o $@ $<
+
+# An explicit rule, so that the pattern rule for build/harbor-NN does not
+# take "mine" for a chapter number.
+$(BUILD)/harbor-mine: $(MINE_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+
+# Chapter CH's scenarios, and every earlier chapter's, against BIN; with
+# ONLY=1, chapter CH's own alone (CK_INCLUDE_TAGS=chNN).  CH defaults to
+# the number in mine/CHAPTER and BIN to build/harbor-mine, which is built
+# first; given both, any balancer can be tested.  TEST_CH is CH as two
+# digits ("3" is 03), or empty when it is no number.
+TEST_CH = $(shell ch='$(or $(CH),$(shell cat mine/CHAPTER 2>/dev/null))'; \
+            n=$$(expr "$$ch" + 0 2>/dev/null) && printf %02d "$$n")
+TEST_MINE = $(strip $(if $(filter 1,$(ONLY)),CK_INCLUDE_TAGS=ch$(TEST_CH)) \
+            HARBOR_BIN=$(or $(BIN),$(BUILD)/harbor-mine) HARBOR_CH=$(TEST_CH) \
+            ECHO_BIN=$(BUILD)/echo $(BUILD)/tests/scenarios)
 test-mine: deps
-	@test -n "$(CH)" -a -n "$(BIN)" || \
-	    { echo "usage: make test-mine CH=NN BIN=path/to/harbor"; exit 2; }
-	@$(MAKE) --no-print-directory $(BUILD)/echo $(BUILD)/tests/scenarios
-	HARBOR_BIN=$(BIN) HARBOR_CH=$(CH) ECHO_BIN=$(BUILD)/echo \
-	    $(BUILD)/tests/scenarios
+	@test -n "$(TEST_CH)" || { \
+	    echo "usage: make test-mine [CH=NN] [BIN=path/to/harbor] [ONLY=1]"; \
+	    echo "CH defaults to the chapter in mine/CHAPTER, made by scripts/start NN,"; \
+	    echo "and BIN to build/harbor-mine, built from mine/"; \
+	    $(if $(CH),echo "CH=$(CH) is not a chapter number";) exit 2; } >&2
+	@$(MAKE) --no-print-directory _test-mine
+	$(TEST_MINE)
 
 # Sanitizer reports go to log files (a balancer under test is stopped by a
 # signal, so its exit status cannot carry them); any file there fails the run.
@@ -206,9 +266,19 @@ lint: deps
 demo: all
 	@scripts/demo $(CH)
 
+# A checkout with CRLF line endings cannot start any script, this one
+# included, so make looks for that first (make itself reads CRLF well).
+doctor:
+	@if grep -q "$$(printf '\r')" scripts/doctor; then \
+	    echo "MISSING  LF line endings: this checkout has CRLF ones, and no" \
+	        "script of it can start; clone it again from Linux (in WSL," \
+	        "into your home: cd ~ && git clone ...)"; exit 1; fi
+	@scripts/doctor
+
 clean:
 	rm -rf $(BUILD)
 
 # The header dependencies the compiler wrote (see DEPFLAGS).
 -include $(wildcard $(patsubst %.o,%.d,$(COMMON_OBJ) $(ECHO_OBJ) \
-    $(CHAPTER_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ) $(CHAPTER_TEST_OBJ)))
+    $(CHAPTER_OBJ) $(MINE_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ) \
+    $(CHAPTER_TEST_OBJ)))
