@@ -1,9 +1,11 @@
 /*
- * scenario_07_ex.c - the opt-in tests of chapter 07's Build-it exercise,
- * power of two choices (p2c.c, STRATEGY=p2c): pick two different up
- * backends at random and take the one with fewer live connections.  They
- * run only with HARBOR_EXERCISES=1, and fail against the chapter as it is,
- * which refuses STRATEGY=p2c.  The answer is docs/answers/07-p2c.patch.
+ * scenario_07_ex.c - the opt-in tests of chapter 07's Build-it exercises:
+ * power of two choices (p2c.c, STRATEGY=p2c), which picks two different up
+ * backends at random and takes the one with fewer live connections; and
+ * weighted round-robin (wrr.c, STRATEGY=wrr with WEIGHTS).  They run only
+ * with HARBOR_EXERCISES=1, and fail against the chapter as it is, which
+ * refuses both names.  The answers are docs/answers/07-p2c.patch and
+ * docs/answers/07-wrr.patch.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -105,6 +107,65 @@ START_TEST(p2c_spreads_idle_clients_over_every_backend)
 }
 END_TEST
 
+/*
+ * Weighted round-robin, STRATEGY=wrr with WEIGHTS=3,2,1 over A, B and C:
+ * of 60 clients one after another (ten rounds of the weights' sum), A
+ * serves 30, B 20 and C 10, exactly; and spread out: one backend never
+ * serves three clients in a row, as A would in rounds of A A A B B C.
+ */
+START_TEST(wrr_serves_backends_in_proportion_to_their_weights)
+{
+    static const char *const env[] = {"STRATEGY=wrr", "WEIGHTS=3,2,1", NULL};
+    struct harness_stage st;
+    int count[3] = {0, 0, 0}, run = 0, prev = -1;
+
+    harness_stage_up(&st, 3, "http", env);
+    for (int i = 0; i < 60; i++) {
+        struct harness_http_response rs;
+        int b;
+
+        ck_assert_msg(harness_http_get(st.harbor->port, "/wrr", &rs) == 0,
+                      "client %d: %s; harbor's stderr: %s", i,
+                      harness_end_name(rs.end), harness_log_tail(st.harbor));
+        ck_assert_int_eq(rs.status, 200);
+        b = harness_stage_backend(&st, &rs);
+        ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
+        count[b]++;
+        run = b == prev ? run + 1 : 1;
+        prev = b;
+        ck_assert_msg(run < 3, "clients %d to %d all went to backend %d", i - 2,
+                      i, b);
+        harness_http_response_free(&rs);
+    }
+    ck_assert_msg(count[0] == 30 && count[1] == 20 && count[2] == 10,
+                  "60 clients with WEIGHTS=3,2,1 split %d/%d/%d, want "
+                  "30/20/10",
+                  count[0], count[1], count[2]);
+    harness_stage_down(&st);
+}
+END_TEST
+
+/* Each a WEIGHTS for two backends that Harbor must refuse, with exit 2
+ * and the one stderr line that names WEIGHTS. */
+static const char *const bad_weights[] = {
+    "3",     /* fewer weights than backends */
+    "3,1,1", /* more */
+    "3,0",   /* a weight is 1 to 100 */
+    "3,101", /* too large */
+    "3,x",   /* not a number */
+    "3,,1",  /* an empty one */
+    "",      /* set, but empty */
+};
+
+START_TEST(bad_weights_exit_2_with_one_stderr_line)
+{
+    static const char *const env[] = {"BACKENDS=127.0.0.1:9,127.0.0.1:10",
+                                      "STRATEGY=wrr", NULL};
+
+    harness_assert_config_error("WEIGHTS", bad_weights[_i], env, NULL);
+}
+END_TEST
+
 void
 exercises_07(Suite *s)
 {
@@ -112,4 +173,9 @@ exercises_07(Suite *s)
 
     tcase_add_test(tc, p2c_sends_new_clients_away_from_a_busy_backend);
     tcase_add_test(tc, p2c_spreads_idle_clients_over_every_backend);
+
+    tc = harness_tcase(s, "wrr", 7, "ch07-ex exercise");
+    tcase_add_test(tc, wrr_serves_backends_in_proportion_to_their_weights);
+    tcase_add_loop_test(tc, bad_weights_exit_2_with_one_stderr_line, 0,
+                        (int)(sizeof bad_weights / sizeof bad_weights[0]));
 }
