@@ -3,8 +3,10 @@
 #   make            build/echo and build/harbor-NN for every chapters/NN-*/
 #   make test       unit tests, then every chapter's scenarios against it
 #   make tests      build the test programs, run none
+#   make test-transcripts  run every console transcript of the READMEs
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
-#   make lint       -Werror build, clang-format, cppcheck, check-chapters
+#   make lint       -Werror build, clang-format, cppcheck, check-chapters,
+#                   check-contract
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
 #   make mine       build/harbor-mine from mine/, your own chapter
 #                   (scripts/start NN makes mine/)
@@ -105,7 +107,7 @@ CHAPTER_TEST_PROG := $(foreach p,$(CHAPTER_TESTS),$(call ct_prog,$(p)))
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all tests test test-unit test-scenarios mine test-mine _mine \
+.PHONY: all tests test test-unit test-scenarios test-transcripts mine test-mine _mine \
         _test-mine sanitize lint demo doctor deps clean
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
@@ -168,6 +170,11 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all tests
 	@$(MAKE) --no-print-directory test-unit test-scenarios
+
+# Every console transcript in the READMEs, run and compared with what it
+# shows (each README in network and process namespaces of its own).
+test-transcripts: all
+	@scripts/check-transcripts
 
 test-unit:
 	$(BUILD)/tests/unit
