@@ -250,9 +250,14 @@ void harness_stage_down(struct harness_stage *st);
 /* Which backend served rs: an index into port[], or -1 for none. */
 int harness_stage_backend(const struct harness_stage *st,
                           const struct harness_http_response *rs);
-/* n sequential GETs through Harbor, each of which must be served by one of
- * the stage's backends; count[i] += how many backend i served. */
+/* One GET of path through Harbor, which one of the stage's backends must
+ * serve with a 200: which one, as an index into port[]. */
+int harness_stage_get(const struct harness_stage *st, const char *path);
+/* n sequential GETs through Harbor; count[i] += how many backend i served. */
 void harness_tally(const struct harness_stage *st, int n, int count[]);
+/* A keep-alive connection through Harbor, left open after one GET: the fd,
+ * and in *backend the index of the backend that holds it. */
+int harness_stage_hold(const struct harness_stage *st, int *backend);
 /* Wait for a line containing needle on p's stderr (after the mark) and
  * copy it to line (if not NULL), or fail showing the tail of stderr. */
 void harness_assert_log(struct harness_proc *p, const char *needle, char *line,

@@ -81,22 +81,44 @@ harness_stage_backend(const struct harness_stage *st,
     return -1;
 }
 
+int
+harness_stage_get(const struct harness_stage *st, const char *path)
+{
+    struct harness_http_response rs;
+    int b;
+
+    ck_assert_msg(harness_http_get(st->harbor->port, path, &rs) == 0,
+                  "GET %s: %s; harbor's stderr: %s", path,
+                  harness_end_name(rs.end), harness_log_tail(st->harbor));
+    ck_assert_int_eq(rs.status, 200);
+    b = harness_stage_backend(st, &rs);
+    ck_assert_msg(b >= 0, "GET %s: X-Served-By \"%s\"", path, rs.served_by);
+    harness_http_response_free(&rs);
+    return b;
+}
+
 void
 harness_tally(const struct harness_stage *st, int n, int count[])
 {
-    for (int i = 0; i < n; i++) {
-        struct harness_http_response rs;
-        int b;
+    for (int i = 0; i < n; i++)
+        count[harness_stage_get(st, "/tally")]++;
+}
 
-        ck_assert_msg(harness_http_get(st->harbor->port, "/tally", &rs) == 0,
-                      "client %d of %d: %s; harbor's stderr: %s", i, n,
-                      harness_end_name(rs.end), harness_log_tail(st->harbor));
-        ck_assert_int_eq(rs.status, 200);
-        b = harness_stage_backend(st, &rs);
-        ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
-        count[b]++;
-        harness_http_response_free(&rs);
-    }
+int
+harness_stage_hold(const struct harness_stage *st, int *backend)
+{
+    struct harness_http_request rq = {"GET", "/hold", NULL, 0, 0};
+    struct harness_http_response rs;
+    int fd = harness_connect(st->harbor->port);
+
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "held connection: %s",
+                  harness_end_name(rs.end));
+    ck_assert_int_eq(rs.status, 200);
+    *backend = harness_stage_backend(st, &rs);
+    ck_assert_msg(*backend >= 0, "X-Served-By \"%s\"", rs.served_by);
+    harness_http_response_free(&rs);
+    return fd;
 }
 
 void

@@ -34,22 +34,16 @@ START_TEST(retried_clients_are_spread_over_the_other_backends)
 
     snprintf(needle, sizeof needle, "127.0.0.1:%u", st.port[0]);
     for (int i = 0; i < CLIENTS; i++) {
-        struct harness_http_response rs;
         int b;
 
         harness_log_mark(st.harbor);
-        ck_assert_msg(harness_http_get(st.harbor->port, "/spread", &rs) == 0,
-                      "client %d: %s; harbor's stderr: %s", i,
-                      harness_end_name(rs.end), harness_log_tail(st.harbor));
-        ck_assert_int_eq(rs.status, 200);
-        b = harness_stage_backend(&st, &rs);
-        ck_assert_msg(b > 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
+        b = harness_stage_get(&st, "/spread");
+        ck_assert_msg(b > 0, "client %d went to the dead backend", i);
         /* The failed connect was logged before the retry served it. */
         if (harness_wait_log(st.harbor, needle, 0) == 0) {
             met++;
             retried[b]++;
         }
-        harness_http_response_free(&rs);
     }
     ck_assert_msg(met >= MIN_RETRIED, "only %d of %d clients met A first", met,
                   CLIENTS);

@@ -25,24 +25,6 @@
  */
 #define SETTLE_MS 3000
 
-/* A keep-alive connection through Harbor, and the backend it went to. */
-static int
-held_connection(const struct harness_stage *st, int *backend)
-{
-    struct harness_http_request rq = {"GET", "/hold", NULL, 0, 0};
-    struct harness_http_response rs;
-    int fd = harness_connect(st->harbor->port);
-
-    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
-    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "held connection: %s",
-                  harness_end_name(rs.end));
-    ck_assert_int_eq(rs.status, 200);
-    *backend = harness_stage_backend(st, &rs);
-    ck_assert_msg(*backend >= 0, "X-Served-By \"%s\"", rs.served_by);
-    harness_http_response_free(&rs);
-    return fd;
-}
-
 /*
  * Three keep-alive connections leave one backend, H, holding two and the
  * other, O, holding one, which is then closed.  Of ten sequential clients
@@ -69,7 +51,7 @@ START_TEST(new_clients_go_to_the_less_busy_backend_only_with_least)
 
     harness_stage_up(&st, 2, "http", env);
     for (int i = 0; i < 3; i++) {
-        fd[i] = held_connection(&st, &on[i]);
+        fd[i] = harness_stage_hold(&st, &on[i]);
         held[on[i]]++;
     }
     ck_assert_msg(held[0] + held[1] == 3 && (held[0] == 2 || held[1] == 2),
@@ -196,7 +178,7 @@ START_TEST(least_retries_a_failed_connect_on_a_busier_backend)
     while ((held[1] == 0 || held[2] == 0) && nfd < COUNT(fd)) {
         int on;
 
-        fd[nfd++] = held_connection(&st, &on);
+        fd[nfd++] = harness_stage_hold(&st, &on);
         held[on]++;
     }
     ck_assert_msg(held[1] > 0 && held[2] > 0, "%d held connections, none on %s",

@@ -16,24 +16,6 @@
 
 static const char *const p2c_env[] = {"STRATEGY=p2c", NULL};
 
-/* A keep-alive connection through Harbor, and the backend it went to. */
-static int
-held_connection(const struct harness_stage *st, int *backend)
-{
-    struct harness_http_request rq = {"GET", "/hold", NULL, 0, 0};
-    struct harness_http_response rs;
-    int fd = harness_connect(st->harbor->port);
-
-    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
-    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "held connection: %s",
-                  harness_end_name(rs.end));
-    ck_assert_int_eq(rs.status, 200);
-    *backend = harness_stage_backend(st, &rs);
-    ck_assert_msg(*backend >= 0, "X-Served-By \"%s\"", rs.served_by);
-    harness_http_response_free(&rs);
-    return fd;
-}
-
 /*
  * Nine keep-alive connections over A, B and C; the backend that holds the
  * most, H, keeps them, and the others are closed.  H now holds two or
@@ -61,7 +43,7 @@ START_TEST(p2c_sends_new_clients_away_from_a_busy_backend)
 
     harness_stage_up(&st, 3, "http", p2c_env);
     for (int i = 0; i < HELD; i++) {
-        fd[i] = held_connection(&st, &on[i]);
+        fd[i] = harness_stage_hold(&st, &on[i]);
         held[on[i]]++;
     }
     for (int b = 1; b < 3; b++)
@@ -121,21 +103,14 @@ START_TEST(wrr_serves_backends_in_proportion_to_their_weights)
 
     harness_stage_up(&st, 3, "http", env);
     for (int i = 0; i < 60; i++) {
-        struct harness_http_response rs;
         int b;
 
-        ck_assert_msg(harness_http_get(st.harbor->port, "/wrr", &rs) == 0,
-                      "client %d: %s; harbor's stderr: %s", i,
-                      harness_end_name(rs.end), harness_log_tail(st.harbor));
-        ck_assert_int_eq(rs.status, 200);
-        b = harness_stage_backend(&st, &rs);
-        ck_assert_msg(b >= 0, "client %d: X-Served-By \"%s\"", i, rs.served_by);
+        b = harness_stage_get(&st, "/wrr");
         count[b]++;
         run = b == prev ? run + 1 : 1;
         prev = b;
         ck_assert_msg(run < 3, "clients %d to %d all went to backend %d", i - 2,
                       i, b);
-        harness_http_response_free(&rs);
     }
     ck_assert_msg(count[0] == 30 && count[1] == 20 && count[2] == 10,
                   "60 clients with WEIGHTS=3,2,1 split %d/%d/%d, want "
