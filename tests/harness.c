@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -193,6 +194,15 @@ build_env(const char *const env[])
  * Die with the parent, undo any signal state the test runner set up, and
  * point stdin at /dev/null, stdout at the pipe, stderr at the log file.
  */
+static unsigned next_nofile; /* harness_next_nofile(); 0: unchanged */
+static unsigned nofile;      /* the spawn in progress: what the child sets */
+
+void
+harness_next_nofile(unsigned n)
+{
+    next_nofile = n;
+}
+
 static void
 exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
 {
@@ -213,6 +223,12 @@ exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
         _exit(127);
     if (in_fd > 2)
         close(in_fd);
+    if (nofile > 0) {
+        struct rlimit rl = {nofile, nofile};
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(127);
+    }
     execve(bin, argv, envp);
     {
         static const char msg[] = "harness: exec failed\n";
@@ -232,6 +248,8 @@ harness_spawn(const char *name, const char *bin, const char *const env[])
     int pipefd[2] = {-1, -1};
     pid_t parent = getpid();
 
+    nofile = next_nofile; /* for this spawn only */
+    next_nofile = 0;
     if (p == NULL || envp == NULL)
         goto fail;
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -544,7 +562,9 @@ harness_log(struct harness_proc *p, char *buf, size_t len)
 const char *
 harness_log_tail(struct harness_proc *p)
 {
-    static char tail[4096];
+    /* 3 KiB: with the assertion's own words, within Check's 4 KiB limit
+     * on a message, past which a failure is reported as an early exit. */
+    static char tail[3072];
     struct stat st;
     off_t from = 0;
     ssize_t n;

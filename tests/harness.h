@@ -81,6 +81,12 @@ void harness_stop(struct harness_proc *p);
 void harness_cleanup(void);
 int harness_run(const char *bin, const char *const env[], int timeout_ms,
                 struct harness_run *r);
+/*
+ * The next process spawned gets n as both its soft and hard limit on open
+ * files (RLIMIT_NOFILE), so that it cannot raise it; 0, the default, leaves
+ * the limit as the test runner's.  One spawn only: it resets to 0.
+ */
+void harness_next_nofile(unsigned n);
 
 /*
  * The contract for bad configuration: HARBOR_BIN with var=value (on top of
@@ -106,7 +112,7 @@ void harness_backends(char *buf, size_t len, const unsigned ports[], size_t n);
 /* stderr: all of it so far (NUL-terminated; returns the length), or wait
  * for a line containing needle that was written after the last mark. */
 size_t harness_log(struct harness_proc *p, char *buf, size_t len);
-/* The last few KiB of stderr, for failure messages (a static buffer). */
+/* The last 3 KiB of stderr, for failure messages (a static buffer). */
 const char *harness_log_tail(struct harness_proc *p);
 void harness_log_mark(struct harness_proc *p);
 int harness_wait_log(struct harness_proc *p, const char *needle,
