@@ -33,6 +33,12 @@
 #define CONTRACT_NO_ANSWER   "connect %s: no answer in %d ms"
 #define CONTRACT_NO_PROGRESS "no progress for %d ms"
 
+/* 03 inflight: a cap the open files limit cannot carry is lowered, in one
+ * line: "MAX_INFLIGHT <n> needs <fds> open files, " then the rest, then the
+ * cap in force. */
+#define CONTRACT_CAP_NEEDS   "MAX_INFLIGHT %d needs"
+#define CONTRACT_CAP_LOWERED "the limit is %d: lowered to "
+
 /* 04 shutdown; CONTRACT_CLOSING is only for a drain cut short. */
 #define CONTRACT_DRAINING "draining %d connections"
 #define CONTRACT_CLOSING  "closing %d connections"
@@ -52,5 +58,6 @@
 #define CONTRACT_HTTP_503      "503"
 #define CONTRACT_BACKEND_UP    "backend %s UP"
 #define CONTRACT_NO_BACKEND_UP "no backend up"
+#define CONTRACT_NO_VERDICT    "no verdict" /* a check we could not make */
 
 #endif

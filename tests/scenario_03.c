@@ -277,6 +277,81 @@ END_TEST
  * Each row: one in-flight variable set to a value Harbor must refuse.  A
  * cap of 0 would let no client through: MAX_INFLIGHT must be at least 1.
  */
+/*
+ * The open files limit the next scenario gives Harbor, soft and hard, so
+ * that it cannot raise it: far below what MAX_INFLIGHT=1024 needs.
+ */
+#define LOW_NOFILE 64
+#define CROWD      100 /* clients over the cap: more than 64 descriptors */
+
+/*
+ * A cap the fd limit cannot carry is lowered, with one line naming both
+ * numbers, and the lowered cap is the one in force: that many clients are
+ * proxied, and a crowd over it waits untouched - no backend connection,
+ * and no descriptor shortage inside Harbor, which lets in only as many
+ * clients as its descriptors can carry.  A freed slot goes to the crowd.
+ */
+START_TEST(cap_the_open_files_limit_cannot_carry_is_lowered_and_kept)
+{
+    unsigned port;
+    int lfd = harness_busy_port(&port), c[LOW_NOFILE], b[LOW_NOFILE], cap;
+    int crowd[CROWD];
+    struct harness_proc *harbor;
+    char needle[64], line[512];
+    const char *at;
+
+    ck_assert_msg(lfd >= 0, "backend listener: %s", strerror(errno));
+    harness_next_nofile(LOW_NOFILE);
+    harbor = start_harbor(port, "1024", "20000");
+    snprintf(needle, sizeof needle, CONTRACT_CAP_NEEDS, 1024);
+    harness_assert_log(harbor, needle, line, sizeof line, HARNESS_PROMPT_MS);
+    snprintf(needle, sizeof needle, CONTRACT_CAP_LOWERED, LOW_NOFILE);
+    at = strstr(line, needle);
+    ck_assert_msg(at != NULL, "no \"%s\" in: %s", needle, line);
+    cap = atoi(at + strlen(needle));
+    ck_assert_msg(cap >= 1 && cap <= LOW_NOFILE / 2,
+                  "a cap of %d cannot fit %d descriptors: %s", cap, LOW_NOFILE,
+                  line);
+
+    for (int i = 0; i < cap; i++) {
+        c[i] = harness_connect(harbor->port);
+        ck_assert_msg(c[i] >= 0, "client %d: connect: %s", i, strerror(errno));
+        b[i] = harness_accept(lfd, HARNESS_PROMPT_MS);
+        ck_assert_msg(b[i] >= 0, "client %d of a cap of %d: no backend", i,
+                      cap);
+        assert_flows(c[i], b[i], "up", "held client");
+    }
+    for (int i = 0; i < CROWD; i++) {
+        crowd[i] = harness_connect(harbor->port);
+        ck_assert_msg(crowd[i] >= 0, "crowd %d: connect: %s", i,
+                      strerror(errno));
+        ck_assert_int_eq(harness_send_all(crowd[i], "waiting", 7), 0);
+    }
+    ck_assert_msg(!pending_within(lfd, QUIET_MS),
+                  "a backend connection over the lowered cap of %d", cap);
+    ck_assert_msg(harness_wait_log(harbor, strerror(EMFILE), 0) < 0,
+                  "Harbor ran out of descriptors: %s",
+                  harness_log_tail(harbor));
+
+    close(c[0]);
+    close(b[0]);
+    b[0] = harness_accept(lfd, HARNESS_PROMPT_MS);
+    ck_assert_msg(b[0] >= 0, "no client of the crowd got the freed slot");
+    assert_receives(b[0], "waiting", "bytes sent while waiting");
+    ck_assert_msg(!pending_within(lfd, QUIET_MS),
+                  "a second backend connection for one freed slot");
+    ck_assert(harness_alive(harbor));
+    for (int i = 0; i < CROWD; i++)
+        close(crowd[i]);
+    for (int i = 1; i < cap; i++)
+        close(c[i]);
+    for (int i = 0; i < cap; i++)
+        close(b[i]);
+    harness_stop(harbor);
+    close(lfd);
+}
+END_TEST
+
 static const struct {
     const char *var, *value;
 } bad_inflight[] = {
@@ -303,6 +378,8 @@ scenarios_03(Suite *s)
     tcase_add_test(tc, client_over_the_cap_waits_until_a_slot_frees);
     tcase_add_test(tc, client_that_waits_too_long_is_closed_without_a_dial);
     tcase_add_test(tc, failed_and_reset_connections_leak_no_slot);
+    tcase_add_test(tc,
+                   cap_the_open_files_limit_cannot_carry_is_lowered_and_kept);
 
     tc = harness_tcase(s, "inflight-config", 3, NULL);
     tcase_add_loop_test(tc, bad_inflight_setting_exits_2_with_one_stderr_line,

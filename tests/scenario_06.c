@@ -6,6 +6,8 @@
  * 100 ms here, so every state change is a log line the scenario waits for.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +336,79 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
 END_TEST
 
 /* Each row sets one chapter 06 variable to a value Harbor must refuse. */
+/*
+ * Harbor's own shortage of descriptors is not a backend's failure.  Its
+ * budget (MAX_INFLIGHT fitted to the open files limit) counts only the
+ * descriptors it opens; here it inherits INHERITED more, under a limit of
+ * LOW_NOFILE, so a crowd of idle clients does take every one it has.
+ * With a fall of 1, one check or dial counted as failed would mark a
+ * backend DOWN.  The checks give no verdict instead; no backend goes DOWN;
+ * once the crowd leaves, clients are served again within RECOVER_MS.  Not
+ * at once: while the shortage lasts a client may still meet it and be
+ * closed, and it lasts a while after the crowd - its last connections
+ * pass through (accept() backs off 100 ms at each EMFILE), and from
+ * chapter 08 on, parked threads keep their pipes until they expire.
+ */
+#define LOW_NOFILE 64
+#define INHERITED  40
+#define CROWD      100
+#define RECOVER_MS HARNESS_XFER_MS
+
+/* 1 if a GET through Harbor is served with a 200 within RECOVER_MS. */
+static int
+served_again(const struct harness_stage *st)
+{
+    long deadline = harness_now_ms() + RECOVER_MS;
+    struct harness_http_response rs;
+    int ok = 0;
+
+    while (!ok && harness_now_ms() < deadline) {
+        ok = harness_http_get(st->harbor->port, "/after", &rs) == 0 &&
+             rs.status == 200;
+        harness_http_response_free(&rs);
+        if (!ok)
+            poll(NULL, 0, 50); /* a client closed at once: try again soon */
+    }
+    return ok;
+}
+
+START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
+{
+    const char *env[] = {fast_checks[0], fast_checks[1], "HEALTH_FALL=1",
+                         "QUEUE_TIMEOUT_MS=20000", NULL};
+    struct harness_stage st = {.n = 2};
+    int crowd[CROWD], inherited[INHERITED];
+
+    harness_stage_echo(&st, 0, "http", 0);
+    harness_stage_echo(&st, 1, "http", 0);
+    for (int i = 0; i < INHERITED; i++) /* no O_CLOEXEC: Harbor gets them */
+        ck_assert_int_ge(inherited[i] = open("/dev/null", O_RDONLY), 0);
+    harness_next_nofile(LOW_NOFILE);
+    harness_stage_harbor(&st, env);
+    for (int i = 0; i < INHERITED; i++)
+        close(inherited[i]);
+    for (int i = 0; i < CROWD; i++) {
+        crowd[i] = harness_connect(st.harbor->port);
+        ck_assert_msg(crowd[i] >= 0, "client %d: connect: %s", i,
+                      strerror(errno));
+    }
+    /* A check has met the shortage: whether it counted is now known. */
+    harness_assert_log(st.harbor, CONTRACT_NO_VERDICT, NULL, 0, CHANGE_WAIT_MS);
+    ck_assert_msg(harness_wait_log(st.harbor, CONTRACT_DOWN_REASON, 0) < 0,
+                  "a backend marked down for Harbor's own shortage: %s",
+                  harness_log_tail(st.harbor));
+
+    for (int i = 0; i < CROWD; i++)
+        close(crowd[i]);
+    ck_assert_msg(served_again(&st), "no client served %d ms after: %s",
+                  RECOVER_MS, harness_log_tail(st.harbor));
+    ck_assert_msg(harness_wait_log(st.harbor, CONTRACT_DOWN_REASON, 0) < 0,
+                  "a backend marked down: %s", harness_log_tail(st.harbor));
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
+}
+END_TEST
+
 static const struct {
     const char *var, *value;
 } bad_health[] = {
@@ -372,6 +447,7 @@ scenarios_06(Suite *s)
                         COUNT(retry_cases));
     tcase_add_test(
         tc, reload_starts_checks_for_added_backends_and_stops_removed_ones);
+    tcase_add_test(tc, own_shortage_of_descriptors_marks_no_backend_down);
 
     tc = harness_tcase(s, "health-config", 6, NULL);
     tcase_add_loop_test(tc,

@@ -47,8 +47,9 @@ conn_try(struct conn *c, struct backend *b)
     int fd;
 
     if ((fd = dial(&b->addr)) < 0)
-        log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text,
-                 strerror(errno));
+        log_warn("%s: %s: connect %s: %s%s", __func__, c->peer, b->addr.text,
+                 strerror(errno),
+                 dial_local(errno) ? " (here, not at the backend)" : "");
     return fd;
 }
 

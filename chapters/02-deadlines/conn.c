@@ -45,16 +45,18 @@ ms_since(const struct timespec *t0)
 static int
 conn_try(struct conn *c, struct backend *b)
 {
-    char why[64];
-    int fd;
+    char why[80];
+    int fd, local;
 
     if ((fd = dial(&b->addr, c->h->connect_timeout_ms)) >= 0)
         return fd;
+    local = dial_local(errno);
     if (errno == ETIMEDOUT)
         snprintf(why, sizeof(why), "no answer in %d ms",
                  c->h->connect_timeout_ms);
     else
-        snprintf(why, sizeof(why), "%s", strerror(errno));
+        snprintf(why, sizeof(why), "%s%s", strerror(errno),
+                 local ? " (here, not at the backend)" : "");
     log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text, why);
     return -1;
 }

@@ -12,4 +12,7 @@
  */
 int dial(const struct addr *a, int timeout_ms);
 
+/* 1 when err, from dial(), is a shortage here rather than the backend's. */
+int dial_local(int err);
+
 #endif

@@ -9,7 +9,7 @@
  *     reply direction, joined before bridge_run() returns;
  *   - closes both fds, on its single way out.
  * A failure anywhere ends this one client; the accept loop never waits for
- * a connection.
+ * a connection, only for a seat (slots_admit()), freed on the way out.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,16 +46,18 @@ ms_since(const struct timespec *t0)
 static int
 conn_try(struct conn *c, struct backend *b)
 {
-    char why[64];
-    int fd;
+    char why[80];
+    int fd, local;
 
     if ((fd = dial(&b->addr, c->h->connect_timeout_ms)) >= 0)
         return fd;
+    local = dial_local(errno);
     if (errno == ETIMEDOUT)
         snprintf(why, sizeof(why), "no answer in %d ms",
                  c->h->connect_timeout_ms);
     else
-        snprintf(why, sizeof(why), "%s", strerror(errno));
+        snprintf(why, sizeof(why), "%s%s", strerror(errno),
+                 local ? " (here, not at the backend)" : "");
     log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text, why);
     return -1;
 }
@@ -103,6 +105,7 @@ out:
     if (bfd >= 0)
         close(bfd);
     close(c->cfd);
+    slots_leave(&c->h->slots);
     free(c);
     return NULL;
 }
@@ -134,4 +137,5 @@ fail:
     log_warn("%s: %s", __func__, strerror(err));
     free(c);
     close(cfd);
+    slots_leave(&h->slots);
 }

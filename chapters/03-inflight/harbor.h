@@ -22,6 +22,15 @@
  */
 #define CONN_STACK_SIZE (64 * 1024)
 
+/*
+ * The descriptors one slot of MAX_INFLIGHT needs: a client and its
+ * backend, and the second client slots_admit() lets in, waiting for the
+ * slot.  FDS_SPARE are the process's own: stdio, the listener, and a few
+ * to spare.
+ */
+#define CONN_FDS  3
+#define FDS_SPARE 32
+
 struct harbor {
     struct addr listen;       /* LISTEN */
     struct pool pool;         /* BACKENDS */

@@ -19,12 +19,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "harbor.h"
 #include "log.h"
 #include "net.h"
+
+/*
+ * A cap that the open files limit cannot carry fails under load, in
+ * socket() and accept(), instead of queueing at the semaphore.  So lower
+ * it to what fits, as HAProxy derives its maxconn from the limit, and say
+ * so in one line.  Returns the cap to use.
+ */
+static int
+inflight_fit(int want)
+{
+    unsigned long long need = (unsigned long long)want * CONN_FDS + FDS_SPARE;
+    unsigned long long limit, fit;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= need)
+        return want;
+    limit = rl.rlim_cur;
+    fit = limit > FDS_SPARE ? (limit - FDS_SPARE) / CONN_FDS : 0;
+    if (fit == 0)
+        fatal("open files limit %llu: too low for one connection", limit);
+    log_warn("MAX_INFLIGHT %d needs %llu open files, the limit is %llu: "
+             "lowered to %llu",
+             want, need, limit, fit);
+    return (int)fit;
+}
 
 static void
 harbor_config(struct harbor *h)
@@ -58,6 +85,8 @@ harbor_config(struct harbor *h)
     rr_init(&h->strategy);
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
+    net_raise_nofile(); /* first: the cap must fit the raised limit */
+    h->max_inflight = inflight_fit(h->max_inflight);
     if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0)
         fatal("%s: slots: %s", __func__, strerror(errno));
     log_info("max in-flight %d, queue timeout %d ms", h->max_inflight,
@@ -95,6 +124,9 @@ signal_main(void *arg)
         if (!atomic_exchange(&h->stopping, 1)) {
             log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             shutdown(h->lfd, SHUT_RDWR);
+            /* The accept loop may be waiting for a seat, not in accept():
+             * one more seat takes it to accept(), which now fails. */
+            slots_leave(&h->slots);
         } else {
             log_info("%s again: skipping the drain",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -135,8 +167,6 @@ main(void)
     int lfd, cfd, err;
 
     harbor_config(&h);
-    net_raise_nofile();
-
     /* Block the stop signals here, before any thread exists: every thread
      * inherits the mask, and only the signal thread will take them. */
     signal_set(&set);
@@ -159,6 +189,7 @@ main(void)
         fatal("signal thread: %s", strerror(err));
 
     for (;;) {
+        slots_admit(&h.slots); /* a seat first: the descriptors have a bound */
         peerlen = sizeof(peer);
         if ((cfd = net_accept(lfd, &peer, &peerlen)) < 0) {
             if (atomic_load(&h.stopping))

@@ -64,3 +64,16 @@ fail:
     errno = saved;
     return -1;
 }
+
+/*
+ * Failures that are this machine's own, not the backend's: out of
+ * descriptors, kernel buffers, memory or ephemeral ports.  A backend is
+ * not to blame for them, and a caller that keeps score must not count
+ * them against it.
+ */
+int
+dial_local(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL;
+}

@@ -117,7 +117,10 @@ http_check(struct harbor *h, struct backend *b, int fd,
     return 1;
 }
 
-/* One check: connect (tcp), plus an HTTP exchange (http). */
+/*
+ * One check: connect (tcp), plus an HTTP exchange (http).  1 or 0, or -1
+ * for no verdict: a shortage of ours (dial_local()) says nothing about b.
+ */
 static int
 health_check(struct harbor *h, struct backend *b, char *why, size_t len)
 {
@@ -126,9 +129,10 @@ health_check(struct harbor *h, struct backend *b, char *why, size_t len)
 
     deadline_in(&deadline, h->health_timeout_ms);
     if ((fd = dial(&b->addr, h->health_timeout_ms)) < 0) {
+        ok = dial_local(errno) ? -1 : 0;
         snprintf(why, len, "%s",
                  errno == ETIMEDOUT ? "connect timed out" : strerror(errno));
-        return 0;
+        return ok;
     }
     if (h->health_check == CHECK_HTTP)
         ok = http_check(h, b, fd, &deadline, why, len);
@@ -154,8 +158,10 @@ checker_main(void *arg)
         if (k->stop)
             break;
         pthread_mutex_unlock(&hl->lock); /* never held across a check */
-        ok = health_check(k->h, k->b, why, sizeof(why));
-        health_report(k->h, k->b, ok, why);
+        if ((ok = health_check(k->h, k->b, why, sizeof(why))) < 0)
+            log_warn("%s: %s: %s, no verdict", __func__, k->b->addr.text, why);
+        else
+            health_report(k->h, k->b, ok, why);
         deadline = deadline_in(&ts, k->h->health_interval_ms);
         pthread_mutex_lock(&hl->lock);
     }

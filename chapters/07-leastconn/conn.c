@@ -9,7 +9,7 @@
  *     reply direction, joined before bridge_run() returns;
  *   - has both fds closed, on its single way out.
  * A failure anywhere ends this one client; the accept loop never waits for
- * a connection.
+ * a connection, only for a seat (slots_admit()), which conn_end() frees.
  *
  * SHUTDOWN: the fds are on the registry (conns.c) from conn_start() on, so
  * that a shutdown can cut them; the registry closes them, as the thread's
@@ -47,13 +47,17 @@ ms_since(const struct timespec *t0)
            (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* Free c, then hand its fds to the registry to close: the last act. */
+/*
+ * Give up c's seat, free c, then hand its fds to the registry to close:
+ * the last act.
+ */
 static void
 conn_end(struct conn *c)
 {
     struct conns *l = &c->h->conns;
     struct conns_entry *reg = c->reg;
 
+    slots_leave(&c->h->slots);
     free(c);
     conns_end(l, reg);
 }
@@ -62,18 +66,20 @@ conn_end(struct conn *c)
 static int
 conn_try(struct conn *c, struct backend *b)
 {
-    char why[64];
-    int fd;
+    char why[80];
+    int fd, local;
 
     if ((fd = dial(&b->addr, c->h->connect_timeout_ms)) >= 0)
         return fd;
+    local = dial_local(errno);
     if (errno == ETIMEDOUT)
         snprintf(why, sizeof(why), "no answer in %d ms",
                  c->h->connect_timeout_ms);
     else
-        snprintf(why, sizeof(why), "%s", strerror(errno));
+        snprintf(why, sizeof(why), "%s%s", strerror(errno),
+                 local ? " (here, not at the backend)" : "");
     log_warn("%s: %s: connect %s: %s", __func__, c->peer, b->addr.text, why);
-    if (c->h->health_check != CHECK_OFF)
+    if (c->h->health_check != CHECK_OFF && !local)
         health_report(c->h, b, 0, why); /* passive detection */
     return -1;
 }
@@ -196,4 +202,5 @@ fail:
     log_warn("%s: %s", __func__, strerror(err));
     free(c);
     close(cfd);
+    slots_leave(&h->slots);
 }

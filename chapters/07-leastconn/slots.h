@@ -1,6 +1,6 @@
 /*
- * slots.h - a counting semaphore: at most n connections hold a slot
- * (slots.c).
+ * slots.h - a counting semaphore: at most n connections hold a slot, and
+ * at most 2n clients are let in at all (slots.c).
  */
 #ifndef HARBOR_SLOTS_H
 #define HARBOR_SLOTS_H
@@ -10,11 +10,13 @@
 struct slots {
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t freed; /* signalled when a slot comes back */
-    unsigned free;
-    int closed; /* shutting down: waiters give up */
+    pthread_cond_t seat;  /* signalled when a client leaves */
+    unsigned free;        /* slots not held */
+    unsigned seats;       /* clients that may still be let in */
+    int closed;           /* shutting down: waiters give up */
 };
 
-/* n slots, all free.  0, or -1 with errno. */
+/* n slots, all free, and 2n seats.  0, or -1 with errno. */
 int slots_init(struct slots *s, unsigned n);
 /*
  * Take a slot, waiting up to timeout_ms for one (0: as long as it takes).
@@ -22,6 +24,15 @@ int slots_init(struct slots *s, unsigned n);
  */
 int slots_acquire(struct slots *s, int timeout_ms);
 void slots_release(struct slots *s);
+/*
+ * The accept loop's wait, before each accept(): at most 2n clients are in
+ * at once, n with a slot and n waiting for one, so that the descriptors
+ * they hold have a bound (CONN_FDS).  The rest wait, untouched, in the
+ * kernel's listen queue.  slots_leave() when a client that was let in is
+ * gone.
+ */
+void slots_admit(struct slots *s);
+void slots_leave(struct slots *s);
 /* Shutting down: wake every waiter, and make them give up. */
 void slots_close(struct slots *s);
 

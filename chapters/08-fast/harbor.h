@@ -28,7 +28,17 @@
  * sanitizers).
  */
 #define CONN_STACK_SIZE (64 * 1024)
-#define RETRIES_MAX     16 /* a client waits for at most 17 connects */
+
+/*
+ * The descriptors one slot of MAX_INFLIGHT needs: a client and its
+ * backend, a pipe for each of its two threads (bridge.c), and the second
+ * client slots_admit() lets in, waiting for the slot on a thread that may
+ * keep a pipe too.  FDS_SPARE are the process's own: stdio, the listener,
+ * and a few to spare.
+ */
+#define CONN_FDS    9
+#define FDS_SPARE   32
+#define RETRIES_MAX 16 /* a client waits for at most 17 connects */
 
 struct harbor {
     struct addr listen;       /* LISTEN */

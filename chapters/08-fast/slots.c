@@ -1,5 +1,6 @@
 /*
- * slots.c - a counting semaphore: at most n connections hold a slot.
+ * slots.c - a counting semaphore: at most n connections hold a slot, and
+ * a second count of the clients let in, for the accept loop.
  *
  * Built from a mutex and a condition variable rather than POSIX sem_t,
  * because sem_timedwait() takes a wall-clock deadline, which jumps when
@@ -19,13 +20,18 @@ slots_init(struct slots *s, unsigned n)
 
     if ((err = pthread_mutex_init(&s->lock, NULL)) != 0)
         goto fail;
-    if ((err = cond_init_monotonic(&s->freed)) != 0) {
-        pthread_mutex_destroy(&s->lock);
-        goto fail;
-    }
+    if ((err = cond_init_monotonic(&s->freed)) != 0)
+        goto fail_lock;
+    if ((err = pthread_cond_init(&s->seat, NULL)) != 0)
+        goto fail_freed;
     s->free = n;
+    s->seats = 2 * n;
     s->closed = 0;
     return 0;
+fail_freed:
+    pthread_cond_destroy(&s->freed);
+fail_lock:
+    pthread_mutex_destroy(&s->lock);
 fail:
     errno = err;
     return -1;
@@ -65,6 +71,25 @@ slots_release(struct slots *s)
     s->free++;
     pthread_mutex_unlock(&s->lock);
     pthread_cond_signal(&s->freed); /* one slot, one waiter */
+}
+
+void
+slots_admit(struct slots *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->seats == 0)
+        pthread_cond_wait(&s->seat, &s->lock);
+    s->seats--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+slots_leave(struct slots *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->seats++;
+    pthread_mutex_unlock(&s->lock);
+    pthread_cond_signal(&s->seat); /* only the accept loop waits */
 }
 
 void
