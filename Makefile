@@ -121,6 +121,12 @@ $(BUILD)/common/%.o: common/%.c
 $(BUILD)/echo: $(ECHO_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
+# The chaos suite's load client (scripts/chaos, scripts/soak): one file, no
+# Check and no common/, so it builds on its own.  Not part of all.
+$(BUILD)/loadgen: tests/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 # $(BUILD)/ch/NN/foo.o from chapters/NN-*/foo.c: the stem is NN/foo.
 $(BUILD)/ch/%.o: $$(wildcard chapters/$$(*D)-*/$$(*F).c)
 	@mkdir -p $(@D)
@@ -259,7 +265,8 @@ sanitize: deps
 LINT_FILES = $(wildcard common/*.[ch] common/echo/*.[ch] chapters/*/*.[ch] tests/*.[ch])
 lint: deps
 	@echo "cc -Werror <every chapter, echo and the tests, in $(BUILD)/strict>"
-	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/strict STRICT=1 all tests
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/strict STRICT=1 all tests \
+	    $(BUILD)/strict/loadgen
 	@echo "clang-format --dry-run --Werror <$(words $(LINT_FILES)) files>"
 	@clang-format --dry-run --Werror $(LINT_FILES)
 	@echo "cppcheck --enable=warning,performance,portability <same files>"
