@@ -351,7 +351,8 @@ END_TEST
  */
 #define LOW_NOFILE 64
 #define INHERITED  40
-#define CROWD      100
+#define CROWD      300 /* at most, one at a time until a check meets EMFILE */
+#define CROWD_MS   3000
 #define RECOVER_MS HARNESS_XFER_MS
 
 /* 1 if a GET through Harbor is served with a 200 within RECOVER_MS. */
@@ -377,7 +378,7 @@ START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
     const char *env[] = {fast_checks[0], fast_checks[1], "HEALTH_FALL=1",
                          "QUEUE_TIMEOUT_MS=20000", NULL};
     struct harness_stage st = {.n = 2};
-    int crowd[CROWD], inherited[INHERITED];
+    int crowd[CROWD], inherited[INHERITED], n;
 
     harness_stage_echo(&st, 0, "http", 0);
     harness_stage_echo(&st, 1, "http", 0);
@@ -387,18 +388,26 @@ START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
     harness_stage_harbor(&st, env);
     for (int i = 0; i < INHERITED; i++)
         close(inherited[i]);
-    for (int i = 0; i < CROWD; i++) {
-        crowd[i] = harness_connect(st.harbor->port);
-        ck_assert_msg(crowd[i] >= 0, "client %d: connect: %s", i,
+    /*
+     * The crowd grows until a check has met the shortage, so that whether
+     * it counted is known: a client that meets it is closed and gives its
+     * descriptor back, and only a crowd that keeps coming keeps Harbor
+     * short.  One client every 10 ms, for CROWD_MS at most.
+     */
+    for (n = 0;
+         n < CROWD && harness_wait_log(st.harbor, CONTRACT_NO_VERDICT, 0) < 0;
+         n++) {
+        crowd[n] = harness_connect(st.harbor->port);
+        ck_assert_msg(crowd[n] >= 0, "client %d: connect: %s", n,
                       strerror(errno));
+        poll(NULL, 0, CROWD_MS / CROWD);
     }
-    /* A check has met the shortage: whether it counted is now known. */
     harness_assert_log(st.harbor, CONTRACT_NO_VERDICT, NULL, 0, CHANGE_WAIT_MS);
     ck_assert_msg(harness_wait_log(st.harbor, CONTRACT_DOWN_REASON, 0) < 0,
                   "a backend marked down for Harbor's own shortage: %s",
                   harness_log_tail(st.harbor));
 
-    for (int i = 0; i < CROWD; i++)
+    for (int i = 0; i < n; i++)
         close(crowd[i]);
     ck_assert_msg(served_again(&st), "no client served %d ms after: %s",
                   RECOVER_MS, harness_log_tail(st.harbor));

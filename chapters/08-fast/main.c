@@ -172,10 +172,13 @@ signal_main(void *arg)
                 log_info("SIGHUP: no BACKENDS_FILE to reload");
         } else if (!atomic_exchange(&h->stopping, 1)) {
             log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            shutdown(h->lfd, SHUT_RDWR);
-            /* The accept loop may be waiting for a seat, not in accept():
-             * one more seat takes it to accept(), which now fails. */
+            /*
+             * The accept loop may be waiting for a seat, not in accept():
+             * one more seat takes it there, and then it fails.  The seat
+             * first: once the listener is down, main() may be gone.
+             */
             slots_leave(&h->slots);
+            shutdown(h->lfd, SHUT_RDWR);
         } else {
             log_info("%s again: skipping the drain",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");
