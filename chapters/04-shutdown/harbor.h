@@ -26,12 +26,13 @@
 #define CONN_STACK_SIZE (64 * 1024)
 
 /*
- * The descriptors one slot of MAX_INFLIGHT needs: a client and its
- * backend, and the second client slots_admit() lets in, waiting for the
- * slot.  FDS_SPARE are the process's own: stdio, the listener, and a few
- * to spare.
+ * Descriptors, for chapter 03's budget: a connection in flight holds
+ * CONN_FDS (the client and its backend), a client waiting for a slot
+ * WAIT_FDS (its socket), and the process FDS_SPARE of its own (stdio, the
+ * listener, and a few to spare).
  */
-#define CONN_FDS  3
+#define CONN_FDS  2
+#define WAIT_FDS  1
 #define FDS_SPARE 32
 
 struct harbor {

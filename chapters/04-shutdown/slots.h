@@ -1,6 +1,6 @@
 /*
  * slots.h - a counting semaphore: at most n connections hold a slot, and
- * at most 2n clients are let in at all (slots.c).
+ * a count of the clients let in at all (slots.c).
  */
 #ifndef HARBOR_SLOTS_H
 #define HARBOR_SLOTS_H
@@ -16,8 +16,8 @@ struct slots {
     int closed;           /* shutting down: waiters give up */
 };
 
-/* n slots, all free, and 2n seats.  0, or -1 with errno. */
-int slots_init(struct slots *s, unsigned n);
+/* n slots, all free, and seats (at least n).  0, or -1 with errno. */
+int slots_init(struct slots *s, unsigned n, unsigned seats);
 /*
  * Take a slot, waiting up to timeout_ms for one (0: as long as it takes).
  * 0, or -1 with errno ETIMEDOUT, or ECANCELED after slots_close().
@@ -25,9 +25,9 @@ int slots_init(struct slots *s, unsigned n);
 int slots_acquire(struct slots *s, int timeout_ms);
 void slots_release(struct slots *s);
 /*
- * The accept loop's wait, before each accept(): at most 2n clients are in
- * at once, n with a slot and n waiting for one, so that the descriptors
- * they hold have a bound (CONN_FDS).  The rest wait, untouched, in the
+ * The accept loop's wait, before each accept(): at most seats clients are
+ * in at once, with a slot or waiting for one, so that the descriptors they
+ * hold have a bound (inflight_fit()).  The rest wait, untouched, in the
  * kernel's listen queue.  slots_leave() when a client that was let in is
  * gone.
  */

@@ -9,7 +9,8 @@
  *     reply direction, joined before bridge_run() returns;
  *   - has both fds closed, on its single way out.
  * A failure anywhere ends this one client; the accept loop never waits for
- * a connection, only for a seat (slots_admit()), which conn_end() frees.
+ * a connection, only for a seat (slots_admit()), which conns_end() gives
+ * back.
  *
  * SHUTDOWN: the fds are on the registry (conns.c) from conn_start() on, so
  * that a shutdown can cut them; the registry closes them, as the thread's
@@ -47,17 +48,13 @@ ms_since(const struct timespec *t0)
            (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/*
- * Give up c's seat, free c, then hand its fds to the registry to close:
- * the last act.
- */
+/* Free c, then hand its fds to the registry to close: the last act. */
 static void
 conn_end(struct conn *c)
 {
     struct conns *l = &c->h->conns;
     struct conns_entry *reg = c->reg;
 
-    slots_leave(&c->h->slots);
     free(c);
     conns_end(l, reg);
 }

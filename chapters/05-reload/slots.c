@@ -14,7 +14,7 @@
 #include "slots.h"
 
 int
-slots_init(struct slots *s, unsigned n)
+slots_init(struct slots *s, unsigned n, unsigned seats)
 {
     int err;
 
@@ -25,7 +25,7 @@ slots_init(struct slots *s, unsigned n)
     if ((err = pthread_cond_init(&s->seat, NULL)) != 0)
         goto fail_freed;
     s->free = n;
-    s->seats = 2 * n;
+    s->seats = seats;
     s->closed = 0;
     return 0;
 fail_freed:

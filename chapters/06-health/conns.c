@@ -2,10 +2,12 @@
  * conns.c - the registry of live connections.
  *
  * DESIGN: every connection is on the list from conn_start() until its last
- * act, conns_end(), which closes its fds, unlinks it and frees its entry
- * under the list's lock.  So whoever holds that lock sees only open fds,
- * and may shutdown() them to cut a connection short; once the count
- * reaches zero, no connection thread will touch the list, or an fd, again.
+ * act, conns_end(), which closes its fds, gives its seat back (slots.c),
+ * unlinks it and frees its entry under the list's lock.  So whoever holds
+ * that lock sees only open fds, and may shutdown() them to cut a
+ * connection short; the accept loop gets a seat only once the fds behind
+ * it are closed; and once the count reaches zero, no connection thread
+ * will touch the list, an fd or a seat again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include "clock.h"
 #include "conns.h"
+#include "slots.h"
 
 struct conns_entry {
     struct conns_entry *prev, *next; /* guarded by the list's lock */
@@ -23,11 +26,12 @@ struct conns_entry {
 };
 
 int
-conns_init(struct conns *l)
+conns_init(struct conns *l, struct slots *seats)
 {
     int err;
 
     memset(l, 0, sizeof(*l));
+    l->seats = seats;
     if ((err = pthread_mutex_init(&l->lock, NULL)) != 0)
         goto fail;
     if ((err = cond_init_monotonic(&l->changed)) != 0) {
@@ -81,6 +85,7 @@ conns_end(struct conns *l, struct conns_entry *e)
     if (e->bfd >= 0)
         close(e->bfd);
     close(e->cfd);
+    slots_leave(l->seats);
     if (e->prev != NULL)
         e->prev->next = e->next;
     else

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 struct conns_entry; /* one connection's fds, on the list */
+struct slots;
 
 struct conns {
     pthread_mutex_t lock;     /* guards everything below */
@@ -17,17 +18,20 @@ struct conns {
     int n;                    /* entries on the list */
     int hurry;                /* a second signal: stop waiting */
     int cut;                  /* shut down every socket, even later ones */
+    struct slots *seats;      /* conns_end() gives a seat back */
 };
 
-/* 0, or -1 with errno. */
-int conns_init(struct conns *l);
+/* The registry, giving the seats of ended connections back to seats.
+ * 0, or -1 with errno. */
+int conns_init(struct conns *l, struct slots *seats);
 
 /* Register the client cfd; the registry closes it in conns_end().  The
  * entry, or NULL (ENOMEM). */
 struct conns_entry *conns_add(struct conns *l, int cfd);
 /* The connection dialled bfd; the registry closes it too. */
 void conns_set_backend(struct conns *l, struct conns_entry *e, int bfd);
-/* A connection's last act: close its fds, take it off, free e. */
+/* A connection's last act: close its fds, give its seat back, take it
+ * off, free e. */
 void conns_end(struct conns *l, struct conns_entry *e);
 
 int conns_live(struct conns *l);

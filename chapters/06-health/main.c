@@ -14,6 +14,7 @@
  * be reused by the next socket while accept() still holds it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,26 +33,30 @@ static const char *const check_names[] = {"tcp", "http", "off", NULL};
 /*
  * A cap that the open files limit cannot carry fails under load, in
  * socket() and accept(), instead of queueing at the semaphore.  So lower
- * it to what fits, as HAProxy derives its maxconn from the limit, and say
- * so in one line.  Returns the cap to use.
+ * it to what fits with a client waiting for every slot, as HAProxy derives
+ * its maxconn from the limit, and say so in one line.  Returns the cap;
+ * *seats is how many clients may be let in at once (slots_admit()): the
+ * cap, and as many waiting for a slot as the descriptors left can hold.
  */
 static int
-inflight_fit(int want)
+inflight_fit(int want, unsigned *seats)
 {
-    unsigned long long need = (unsigned long long)want * CONN_FDS + FDS_SPARE;
-    unsigned long long limit, fit;
+    unsigned long long per = CONN_FDS + WAIT_FDS, limit = ULLONG_MAX / 4;
+    unsigned long long fit = (unsigned long long)want, wait;
     struct rlimit rl;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur >= need)
-        return want;
-    limit = rl.rlim_cur;
-    fit = limit > FDS_SPARE ? (limit - FDS_SPARE) / CONN_FDS : 0;
-    if (fit == 0)
-        fatal("open files limit %llu: too low for one connection", limit);
-    log_warn("MAX_INFLIGHT %d needs %llu open files, the limit is %llu: "
-             "lowered to %llu",
-             want, need, limit, fit);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        limit = rl.rlim_cur;
+    if (limit < fit * per + FDS_SPARE) {
+        fit = limit > FDS_SPARE ? (limit - FDS_SPARE) / per : 0;
+        if (fit == 0)
+            fatal("open files limit %llu: too low for one connection", limit);
+        log_warn("MAX_INFLIGHT %d needs %llu open files, the limit is %llu: "
+                 "lowered to %llu",
+                 want, want * per + FDS_SPARE, limit, fit);
+    }
+    wait = (limit - FDS_SPARE - fit * CONN_FDS) / WAIT_FDS;
+    *seats = fit + wait > UINT_MAX ? UINT_MAX : (unsigned)(fit + wait);
     return (int)fit;
 }
 
@@ -62,6 +67,7 @@ harbor_config(struct harbor *h)
     struct backend *b;
     size_t i, n;
     char err[256];
+    unsigned seats;
 
     memset(h, 0, sizeof(*h));
     log_init();
@@ -113,12 +119,12 @@ harbor_config(struct harbor *h)
     log_info("connect timeout %d ms, idle timeout %d ms", h->connect_timeout_ms,
              h->idle_timeout_ms);
     net_raise_nofile(); /* first: the cap must fit the raised limit */
-    h->max_inflight = inflight_fit(h->max_inflight);
-    if (slots_init(&h->slots, (unsigned)h->max_inflight) < 0)
+    h->max_inflight = inflight_fit(h->max_inflight, &seats);
+    if (slots_init(&h->slots, (unsigned)h->max_inflight, seats) < 0)
         fatal("%s: slots: %s", __func__, strerror(errno));
     log_info("max in-flight %d, queue timeout %d ms", h->max_inflight,
              h->queue_timeout_ms);
-    if (conns_init(&h->conns) < 0)
+    if (conns_init(&h->conns, &h->slots) < 0)
         fatal("%s: conns: %s", __func__, strerror(errno));
     atomic_init(&h->stopping, 0);
     log_info("drain timeout %d ms", h->drain_timeout_ms);

@@ -30,14 +30,17 @@
 #define CONN_STACK_SIZE (64 * 1024)
 
 /*
- * The descriptors one slot of MAX_INFLIGHT needs: a client and its
- * backend, a pipe for each of its two threads (bridge.c), and the second
- * client slots_admit() lets in, waiting for the slot on a thread that may
- * keep a pipe too.  FDS_SPARE are the process's own: stdio, the listener,
- * and a few to spare.
+ * Descriptors, for chapter 03's budget: a connection in flight holds
+ * CONN_FDS (the client and its backend), a client waiting for a slot
+ * WAIT_FDS (its socket), and the process FDS_SPARE of its own (stdio, the
+ * listener, and a few to spare).  Here a thread that has run a pump keeps
+ * a pipe (bridge.c): two more for each of a connection's two threads, and
+ * for the thread a waiting client may be on.
  */
-#define CONN_FDS    9
-#define FDS_SPARE   32
+#define CONN_FDS  6
+#define WAIT_FDS  3
+#define FDS_SPARE 32
+
 #define RETRIES_MAX 16 /* a client waits for at most 17 connects */
 
 struct harbor {
