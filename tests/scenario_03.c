@@ -274,10 +274,6 @@ START_TEST(failed_and_reset_connections_leak_no_slot)
 END_TEST
 
 /*
- * Each row: one in-flight variable set to a value Harbor must refuse.  A
- * cap of 0 would let no client through: MAX_INFLIGHT must be at least 1.
- */
-/*
  * The open files limit the next scenario gives Harbor, soft and hard, so
  * that it cannot raise it: far below what MAX_INFLIGHT=1024 needs.
  */
@@ -352,6 +348,10 @@ START_TEST(cap_the_open_files_limit_cannot_carry_is_lowered_and_kept)
 }
 END_TEST
 
+/*
+ * Each row: one in-flight variable set to a value Harbor must refuse.  A
+ * cap of 0 would let no client through: MAX_INFLIGHT must be at least 1.
+ */
 static const struct {
     const char *var, *value;
 } bad_inflight[] = {

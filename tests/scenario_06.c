@@ -335,7 +335,6 @@ START_TEST(reload_starts_checks_for_added_backends_and_stops_removed_ones)
 }
 END_TEST
 
-/* Each row sets one chapter 06 variable to a value Harbor must refuse. */
 /*
  * Harbor's own shortage of descriptors is not a backend's failure.  Its
  * budget (MAX_INFLIGHT fitted to the open files limit) counts only the
@@ -349,8 +348,8 @@ END_TEST
  * pass through (accept() backs off 100 ms at each EMFILE), and from
  * chapter 08 on, parked threads keep their pipes until they expire.
  */
-#define LOW_NOFILE 64
-#define INHERITED  40
+#define LOW_NOFILE 256
+#define INHERITED  232 /* leaving Harbor about twenty of its own */
 #define CROWD      300 /* at most, one at a time until a check meets EMFILE */
 #define CROWD_MS   3000
 #define RECOVER_MS HARNESS_XFER_MS
@@ -375,10 +374,11 @@ served_again(const struct harness_stage *st)
 
 START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
 {
-    const char *env[] = {fast_checks[0], fast_checks[1], "HEALTH_FALL=1",
+    const char *env[] = {fast_checks[0],           fast_checks[1],
+                         "HEALTH_FALL=1",          "MAX_INFLIGHT=2",
                          "QUEUE_TIMEOUT_MS=20000", NULL};
     struct harness_stage st = {.n = 2};
-    int crowd[CROWD], inherited[INHERITED], n;
+    int crowd[CROWD], inherited[INHERITED], held[2], n, b;
 
     harness_stage_echo(&st, 0, "http", 0);
     harness_stage_echo(&st, 1, "http", 0);
@@ -389,11 +389,15 @@ START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
     for (int i = 0; i < INHERITED; i++)
         close(inherited[i]);
     /*
-     * The crowd grows until a check has met the shortage, so that whether
-     * it counted is known: a client that meets it is closed and gives its
-     * descriptor back, and only a crowd that keeps coming keeps Harbor
-     * short.  One client every 10 ms, for CROWD_MS at most.
+     * Two held clients take both slots (MAX_INFLIGHT=2) with everything a
+     * bridge needs.  Then the crowd grows until a check has met the
+     * shortage, so that whether it counted is known: each waits for a
+     * slot, holding a descriptor and dialling nothing, so nothing fails
+     * and gives one back, and the shortage stays.  One client every 10 ms,
+     * for CROWD_MS at most.
      */
+    for (int i = 0; i < 2; i++)
+        held[i] = harness_stage_hold(&st, &b);
     for (n = 0;
          n < CROWD && harness_wait_log(st.harbor, CONTRACT_NO_VERDICT, 0) < 0;
          n++) {
@@ -409,6 +413,8 @@ START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
 
     for (int i = 0; i < n; i++)
         close(crowd[i]);
+    close(held[0]);
+    close(held[1]);
     ck_assert_msg(served_again(&st), "no client served %d ms after: %s",
                   RECOVER_MS, harness_log_tail(st.harbor));
     ck_assert_msg(harness_wait_log(st.harbor, CONTRACT_DOWN_REASON, 0) < 0,
@@ -418,6 +424,7 @@ START_TEST(own_shortage_of_descriptors_marks_no_backend_down)
 }
 END_TEST
 
+/* Each row sets one chapter 06 variable to a value Harbor must refuse. */
 static const struct {
     const char *var, *value;
 } bad_health[] = {

@@ -27,13 +27,12 @@
 #define CONN_STACK_SIZE (64 * 1024)
 
 /*
- * Descriptors, for chapter 03's budget: a connection in flight holds
- * CONN_FDS (the client and its backend), a client waiting for a slot
- * WAIT_FDS (its socket), and the process FDS_SPARE of its own (stdio, the
+ * Descriptors, for chapter 03's budget: a client let in holds at most
+ * CONN_FDS, its own and its backend's, whether in flight, waiting for a
+ * slot or ending; the process keeps FDS_SPARE of its own (stdio, the
  * listener, and a few to spare).
  */
 #define CONN_FDS  2
-#define WAIT_FDS  1
 #define FDS_SPARE 32
 
 struct harbor {

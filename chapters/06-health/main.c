@@ -32,31 +32,33 @@ static const char *const check_names[] = {"tcp", "http", "off", NULL};
 
 /*
  * A cap that the open files limit cannot carry fails under load, in
- * socket() and accept(), instead of queueing at the semaphore.  So lower
- * it to what fits with a client waiting for every slot, as HAProxy derives
- * its maxconn from the limit, and say so in one line.  Returns the cap;
- * *seats is how many clients may be let in at once (slots_admit()): the
- * cap, and as many waiting for a slot as the descriptors left can hold.
+ * socket() and accept(), instead of queueing at the semaphore.  Every
+ * client let in may hold CONN_FDS descriptors, in flight, waiting or
+ * ending, so the limit gives the seats (slots_admit()); the cap must leave
+ * as many seats for clients waiting as for those in flight.  Otherwise it
+ * is lowered to what fits, as HAProxy derives its maxconn from the limit,
+ * and one line says so.  Returns the cap, and the seats in *seats.
  */
 static int
 inflight_fit(int want, unsigned *seats)
 {
-    unsigned long long per = CONN_FDS + WAIT_FDS, limit = ULLONG_MAX / 4;
-    unsigned long long fit = (unsigned long long)want, wait;
+    unsigned long long limit = ULLONG_MAX / 4, fit = (unsigned long long)want;
+    unsigned long long n;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         limit = rl.rlim_cur;
-    if (limit < fit * per + FDS_SPARE) {
-        fit = limit > FDS_SPARE ? (limit - FDS_SPARE) / per : 0;
-        if (fit == 0)
-            fatal("open files limit %llu: too low for one connection", limit);
+    n = limit > FDS_SPARE ? (limit - FDS_SPARE) / CONN_FDS : 0;
+    if (n < 2)
+        fatal("open files limit %llu: too low for one connection", limit);
+    if (fit > n / 2) {
+        fit = n / 2;
         log_warn("MAX_INFLIGHT %d needs %llu open files, the limit is %llu: "
                  "lowered to %llu",
-                 want, want * per + FDS_SPARE, limit, fit);
+                 want, 2ULL * (unsigned)want * CONN_FDS + FDS_SPARE, limit,
+                 fit);
     }
-    wait = (limit - FDS_SPARE - fit * CONN_FDS) / WAIT_FDS;
-    *seats = fit + wait > UINT_MAX ? UINT_MAX : (unsigned)(fit + wait);
+    *seats = n > UINT_MAX ? UINT_MAX : (unsigned)n;
     return (int)fit;
 }
 

@@ -30,15 +30,13 @@
 #define CONN_STACK_SIZE (64 * 1024)
 
 /*
- * Descriptors, for chapter 03's budget: a connection in flight holds
- * CONN_FDS (the client and its backend), a client waiting for a slot
- * WAIT_FDS (its socket), and the process FDS_SPARE of its own (stdio, the
- * listener, and a few to spare).  Here a thread that has run a pump keeps
- * a pipe (bridge.c): two more for each of a connection's two threads, and
- * for the thread a waiting client may be on.
+ * Descriptors, for chapter 03's budget: a client let in holds at most
+ * CONN_FDS, its own and its backend's, whether in flight, waiting for a
+ * slot or ending; the process keeps FDS_SPARE of its own (stdio, the
+ * listener, and a few to spare).  Here every thread that has run a pump
+ * keeps a pipe (bridge.c), and a client has up to two threads.
  */
 #define CONN_FDS  6
-#define WAIT_FDS  3
 #define FDS_SPARE 32
 
 #define RETRIES_MAX 16 /* a client waits for at most 17 connects */
