@@ -1,13 +1,12 @@
 /*
  * scenario_08.c - chapter 08 (fast): a thread that finished a connection
  * or a pump parks for WORKER_IDLE_MS and takes the next job, then ends;
- * a pump takes its thread's splice pipe once its direction carries bulk,
- * and the thread keeps it across jobs and drops it after a failed
- * transfer.  None of this changes what a client sees, so these scenarios
- * watch Harbor itself through /proc: its thread count (status, Threads:),
- * its descriptors (fd/), and which system call each thread is blocked in
- * (task/<tid>/syscall), which tells a parked thread, blocked in futex(2)
- * on its condition variable, from one still at work.
+ * each thread keeps its splice pipe across jobs and drops it after a
+ * failed transfer.  None of this changes what a client sees, so these
+ * scenarios watch Harbor itself through /proc: its thread count (status,
+ * Threads:), its descriptors (fd/), and which system call each thread is
+ * blocked in (task/<tid>/syscall), which tells a parked thread, blocked in
+ * futex(2) on its condition variable, from one still at work.
  */
 #define _GNU_SOURCE /* syscall numbers */
 
@@ -40,8 +39,7 @@
 #define CLOCK_SLACK_MS 2  /* whole ms here, nanoseconds in Harbor */
 #define MAX_TIDS       64 /* threads a Harbor runs before its first client */
 
-#define BIG_BODY  (256u << 20) /* GET /bytes/<n>: more than all buffers hold */
-#define BULK_BODY (256u << 10) /* a POST echoed back: bulk both ways */
+#define BIG_BODY (256u << 20) /* GET /bytes/<n>: more than all buffers hold */
 
 /*
  * What /proc shows of Harbor at one moment.  Workers are the threads
@@ -251,66 +249,6 @@ served(struct harness_proc *harbor, const char *path)
 }
 
 /*
- * One POST of n bytes through Harbor, echoed back whole: a full buffer
- * each way, so both of its pumps move to splice and take a pipe.
- */
-static void
-served_bulk(struct harness_proc *harbor, size_t n)
-{
-    unsigned char *body = malloc(n);
-    struct harness_http_request rq = {"POST", "/bulk", body, n, 1};
-    struct harness_http_response rs;
-    int fd;
-
-    ck_assert(body != NULL);
-    harness_random(body, n, 0x0808);
-    fd = harness_connect(harbor->port);
-    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
-    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "POST of %zu bytes: %s", n,
-                  harness_end_name(rs.end));
-    ck_assert_int_eq(rs.status, 200);
-    /* The echo's line, "echo POST /bulk (served by :port)\n", then ours. */
-    ck_assert_msg(
-        rs.body_len > n && memcmp(rs.body + rs.body_len - n, body, n) == 0,
-        "POST of %zu bytes: %zu came back, or other bytes", n, rs.body_len);
-    harness_http_response_free(&rs);
-    close(fd);
-    free(body);
-}
-
-/*
- * A direction starts with read() and write() and takes its thread's pipe
- * only when a read fills the buffer: small requests leave Harbor with no
- * descriptor but its sockets of start-up, a bulk one with a pipe in each
- * of its two threads.
- */
-START_TEST(a_pipe_is_made_only_for_a_direction_that_carries_bulk)
-{
-    struct harness_stage st;
-    struct watch w;
-    struct view v;
-
-    harness_stage_up(&st, 1, "http", no_checks);
-    watch_start(&w, st.harbor);
-    for (int i = 0; i < 3; i++)
-        served(st.harbor, "/small");
-    wait_quiet(&w, &v, "after three small requests");
-    ck_assert_msg(v.fds == w.before.fds,
-                  "%d descriptors after three small requests, %d before: "
-                  "a pump that moved 13 bytes took a pipe",
-                  v.fds, w.before.fds);
-    served_bulk(st.harbor, BULK_BODY);
-    wait_quiet(&w, &v, "after a bulk request");
-    ck_assert_msg(v.fds == w.before.fds + 4,
-                  "%d descriptors after a %u-byte POST echoed back, %d "
-                  "before: want a pipe (two) for each of its pumps",
-                  v.fds, BULK_BODY, w.before.fds);
-    ck_assert(harness_alive(st.harbor));
-    harness_stage_down(&st);
-}
-END_TEST
-
-/*
  * A connection's two threads outlive it, parked; the next connections
  * take them instead of new ones, so twenty clients one after another
  * leave Harbor with exactly the threads and descriptors (the threads'
@@ -426,9 +364,8 @@ assert_back_to_warm(const struct watch *w, const struct view *warm)
  * A client that asks for a body far larger than any buffer, reads a
  * little and resets, fails Harbor's splice into its socket in the middle
  * of the transfer.  The pump that failed drops its pipe, which may still
- * hold bytes; the next bulk client is served on the same threads, which
- * make new pipes, and Harbor is back to the descriptors of a warm start
- * (a bulk one: both threads with a pipe).
+ * hold bytes; the next client is served on the same threads, which make
+ * new pipes, and Harbor is back to the descriptors of a warm start.
  */
 START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
 {
@@ -442,7 +379,7 @@ START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
     ck_assert(buf != NULL);
     harness_stage_up(&st, 1, "http", no_checks);
     watch_start(&w, st.harbor);
-    served_bulk(st.harbor, BULK_BODY);
+    served(st.harbor, "/warm-up");
     wait_quiet(&w, &warm, "after the warm-up client");
 
     snprintf(req, sizeof req,
@@ -461,31 +398,29 @@ START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
                   "the pump that failed kept its pipe, or leaked it",
                   v.fds, warm.fds);
 
-    served_bulk(st.harbor, BULK_BODY);
+    served(st.harbor, "/after-the-reset");
     assert_back_to_warm(&w, &warm);
     free(buf);
     harness_stage_down(&st);
 }
 END_TEST
 
-/*
- * One MODE=tcp round trip through Harbor: n bytes out, FIN, the same back,
- * EOF.  Bulk both ways when n fills a buffer.
- */
+/* One MODE=tcp round trip through Harbor: msg out, FIN, msg back, EOF. */
 static void
-tcp_round(struct harness_proc *harbor, const unsigned char *msg, size_t n)
+tcp_round(struct harness_proc *harbor, const char *msg)
 {
     struct harness_buf in = {0};
     enum harness_end end;
+    size_t n = strlen(msg);
     int fd = harness_connect(harbor->port);
 
     ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
     end = harness_exchange(fd, msg, n, 1, &in, HARNESS_XFER_MS);
     ck_assert_msg(end == HARNESS_EOF && in.len == n,
-                  "%zu bytes through harbor: %zu back, then %s", n, in.len,
+                  "\"%s\" through harbor: %zu bytes back, then %s", msg, in.len,
                   harness_end_name(end));
     ck_assert_msg(memcmp(in.data, msg, n) == 0,
-                  "%zu bytes through harbor: other bytes came back", n);
+                  "\"%s\" through harbor: other bytes came back", msg);
     harness_buf_free(&in);
     close(fd);
 }
@@ -540,7 +475,7 @@ START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
     harness_random(chunk, CHUNK, 0x0808);
     harness_stage_up(&st, 1, "tcp", no_checks);
     watch_start(&w, st.harbor);
-    tcp_round(st.harbor, chunk, CHUNK);
+    tcp_round(st.harbor, "warm-up");
     wait_quiet(&w, &warm, "after the warm-up client");
 
     fd = harness_connect(st.harbor->port);
@@ -568,7 +503,7 @@ START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
     wait_quiet(&w, &v, "after the kill");
 
     harness_stage_echo(&st, 0, "tcp", st.port[0]);
-    tcp_round(st.harbor, chunk, CHUNK);
+    tcp_round(st.harbor, "after the kill");
     assert_back_to_warm(&w, &warm);
     free(chunk);
     harness_stage_down(&st);
@@ -582,7 +517,6 @@ scenarios_08(Suite *s)
 
     tc = harness_tcase(s, "workers", 8, NULL);
     tcase_add_test(tc, parked_threads_serve_the_next_clients_without_new_ones);
-    tcase_add_test(tc, a_pipe_is_made_only_for_a_direction_that_carries_bulk);
     tcase_add_test(tc, client_reset_in_the_middle_of_a_splice_leaks_nothing);
     tcase_add_test(tc, backend_killed_in_the_middle_of_a_splice_leaks_nothing);
 

@@ -8,15 +8,12 @@
  * never close them; bridge_run() waits for the reply pump before returning,
  * and the connection thread closes both fds after that.
  *
- * SPLICE: bulk bytes never enter this process.  splice(2) moves them from
+ * SPLICE: the bytes never enter this process.  splice(2) moves them from
  * the source socket into a pipe and from the pipe into the destination
  * socket, page references handed from one kernel buffer to the next, where
- * read() and write() would copy every byte into user space and back.  But
- * a pipe costs two more system calls' worth of bookkeeping per message, so
- * a pump starts with read() and write(), as in chapter 07, and moves to
- * splice the first time a read fills its buffer: from then on this
- * direction carries bulk.  Each pump uses its thread's pipe, kept from one
- * job to the next; it is empty whenever the pump goes back to read.
+ * read() and write() would copy every byte into user space and back.  Each
+ * pump uses its thread's pipe, kept from one job to the next; it is empty
+ * whenever the pump goes back to read.
  *
  * DEADLINES: each pump blocks in read() for at most a tick (SO_RCVTIMEO),
  * then asks whether any byte has moved *either way* within idle_ms.  One
@@ -52,7 +49,7 @@ struct pump {
     int err;                  /* why it stopped: 0 for EOF */
     int idle_ms;              /* 0: no deadline */
     atomic_llong *last;       /* shared: ms when a byte last moved */
-    int *pipe;                /* NULL until bulk; src -> [1], [0] -> dst */
+    int *pipe;                /* src -> pipe[1], pipe[0] -> dst */
     struct job job;           /* runs the reply pump on a worker */
     sem_t done;               /* posted when the reply pump has ended */
 };
@@ -101,7 +98,7 @@ pipe_get(void)
     return fd;
 }
 
-/* A failed transfer may leave bytes in the pipe: throw it away. */
+/* A failed write may leave bytes in the pipe: throw it away. */
 static void
 pipe_drop(void)
 {
@@ -123,32 +120,12 @@ now_ms(void)
 }
 
 /*
- * write_all(), stamping the shared clock at every bit of progress: a slow
- * reader that takes a minute over one buffer is still moving bytes.
+ * Move the n bytes in the pipe to dst, stamping the shared clock at every
+ * bit of progress: a slow reader that takes a minute over one buffer is
+ * still moving bytes.
  */
 static int
-pump_write(struct pump *p, const char *buf, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        w = write(p->dst, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            errno = ETIMEDOUT; /* SO_SNDTIMEO: no progress for idle_ms */
-        if (w < 0)
-            return -1;
-        atomic_store(p->last, now_ms());
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* The same for the n bytes in the pipe, moved on to dst. */
-static int
-pump_splice(struct pump *p, size_t n)
+pump_write(struct pump *p, size_t n)
 {
     ssize_t w;
 
@@ -157,7 +134,7 @@ pump_splice(struct pump *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            errno = ETIMEDOUT;
+            errno = ETIMEDOUT; /* SO_SNDTIMEO: no progress for idle_ms */
         if (w < 0)
             return -1;
         atomic_store(p->last, now_ms());
@@ -170,15 +147,13 @@ static void *
 pump_run(void *arg)
 {
     struct pump *p = arg;
-    char buf[BRIDGE_BUF_SIZE];
-    ssize_t n;
+    ssize_t n = -1;
 
+    if ((p->pipe = pipe_get()) == NULL)
+        goto out;
     for (;;) {
-        if (p->pipe != NULL)
-            n = splice(p->src, NULL, p->pipe[1], NULL, BRIDGE_PIPE_LEN,
-                       SPLICE_F_MOVE);
-        else
-            n = read(p->src, buf, sizeof(buf));
+        n = splice(p->src, NULL, p->pipe[1], NULL, BRIDGE_PIPE_LEN,
+                   SPLICE_F_MOVE);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -191,21 +166,16 @@ pump_run(void *arg)
         if (n <= 0)
             break;
         atomic_store(p->last, now_ms());
-        if ((p->pipe != NULL ? pump_splice(p, (size_t)n)
-                             : pump_write(p, buf, (size_t)n)) < 0) {
+        if (pump_write(p, (size_t)n) < 0) {
             n = -1;
             break;
         }
         p->bytes += (unsigned long long)n;
-        /* A full buffer: bulk.  Without a pipe (no descriptors left),
-         * the copy goes on. */
-        if (p->pipe == NULL && n == (ssize_t)sizeof(buf))
-            p->pipe = pipe_get();
     }
+out:
     if (n < 0) {
         p->err = errno;
-        if (p->pipe != NULL)
-            pipe_drop();
+        pipe_drop();
     }
     if (n == 0) {
         /*

@@ -5,8 +5,7 @@
 #ifndef HARBOR_BRIDGE_H
 #define HARBOR_BRIDGE_H
 
-#define BRIDGE_BUF_SIZE (16 * 1024) /* read() and write(), until bulk */
-#define BRIDGE_PIPE_LEN (64 * 1024) /* splice(), from then on */
+#define BRIDGE_PIPE_LEN (64 * 1024)
 
 struct workers;
 
