@@ -1,16 +1,22 @@
 /*
  * workers.c - reuse finished threads instead of starting one per job.
  *
- * DESIGN: workers_run() hands a job to a parked thread when one is waiting,
- * and starts a new thread only when none is.  A thread that has finished a
- * job parks on a condition variable for WORKER_IDLE_MS, then moves itself
- * to w->gone and ends: the next workers_run() that starts a thread joins
- * it, and workers_stop() joins every thread at shutdown, so none is still
- * ending while the process exits.  A job runs from start to end on one
- * thread.  Why: a new thread costs a clone(), an mmap() of its stack and
- * their undoing; a parked one costs a wake-up.
+ * DESIGN: workers_run() hands a job straight to a parked thread when one is
+ * waiting, and starts a new thread only when none is.  A thread that has
+ * finished a job parks: it puts itself on w->parked and waits on its own
+ * semaphore for WORKER_IDLE_MS.  workers_run() takes the thread parked
+ * last (its stack and pipe are the warmest), gives it the job and posts its
+ * semaphore: one wake-up, and no lock for the woken thread to fight over.
+ * A thread that waited WORKER_IDLE_MS for nothing moves itself to w->gone
+ * and ends: the next workers_run() that starts a thread joins it, and
+ * workers_stop() joins every thread at shutdown, so none is still ending
+ * while the process exits.  A job runs from start to end on one thread.
+ * Why: a new thread costs a clone(), an mmap() of its stack and their
+ * undoing; a parked one costs a wake-up.
  */
+#define _GNU_SOURCE /* sem_clockwait() */
 #include <errno.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,18 +27,19 @@
 /* One thread of the pool. */
 struct worker {
     struct workers *w;
-    struct job *first;          /* the job it was started for */
-    pthread_t tid;              /* joined by whoever takes it off gone */
-    struct worker *prev, *next; /* on w->all, or next on w->gone */
+    struct job *job;              /* the job it runs next; NULL: end */
+    sem_t go;                     /* posted when job is set */
+    int parked;                   /* on w->parked; guarded by w->lock */
+    pthread_t tid;                /* joined by whoever takes it off gone */
+    struct worker *prev, *next;   /* on w->all, or next on w->gone */
+    struct worker *pprev, *pnext; /* on w->parked */
 };
 
 int
 workers_init(struct workers *w)
 {
     memset(w, 0, sizeof(*w));
-    w->tail = &w->head;
-    if ((errno = pthread_mutex_init(&w->lock, NULL)) != 0 ||
-        (errno = cond_init_monotonic(&w->wake)) != 0)
+    if ((errno = pthread_mutex_init(&w->lock, NULL)) != 0)
         return -1;
     return 0;
 }
@@ -49,6 +56,19 @@ worker_unlink(struct workers *w, struct worker *k)
         k->next->prev = k->prev;
 }
 
+/* Take k off w->parked.  Caller holds w->lock. */
+static void
+worker_unpark(struct workers *w, struct worker *k)
+{
+    if (k->pprev != NULL)
+        k->pprev->pnext = k->pnext;
+    else
+        w->parked = k->pnext;
+    if (k->pnext != NULL)
+        k->pnext->pprev = k->pprev;
+    k->parked = 0;
+}
+
 /* Join and free every worker on the chain k (taken off w->gone). */
 static void
 workers_join(struct worker *k)
@@ -58,8 +78,27 @@ workers_join(struct worker *k)
     for (; k != NULL; k = next) {
         next = k->next;
         pthread_join(k->tid, NULL);
+        sem_destroy(&k->go);
         free(k);
     }
+}
+
+/*
+ * Wait on k's semaphore until it is posted or deadline passes (NULL: no
+ * limit, as for cond_wait_until()): 0, or -1 with ETIMEDOUT.
+ * sem_clockwait() and not sem_timedwait(): a deadline on CLOCK_MONOTONIC
+ * does not move when someone sets the clock (clock.c).
+ */
+static int
+worker_wait(struct worker *k, const struct timespec *deadline)
+{
+    int rc;
+
+    do
+        rc = deadline != NULL ? sem_clockwait(&k->go, CLOCK_MONOTONIC, deadline)
+                              : sem_wait(&k->go);
+    while (rc < 0 && errno == EINTR);
+    return rc;
 }
 
 static void *
@@ -67,39 +106,45 @@ worker_main(void *arg)
 {
     struct worker *k = arg;
     struct workers *w = k->w;
-    struct job *j = k->first;
-    struct timespec ts, *deadline;
-    int err;
+    struct job *j = k->job;
+    struct timespec ts;
+    int rc;
 
     for (;;) {
         j->fn(j->arg); /* may free j: do not touch it after this */
         pthread_mutex_lock(&w->lock);
-        w->idle++;
-        deadline = deadline_in(&ts, WORKER_IDLE_MS);
-        err = 0;
-        while (w->head == NULL && !w->stop && err == 0)
-            err = cond_wait_until(&w->wake, &w->lock, deadline);
-        w->idle--;
-        if ((j = w->head) != NULL) {
-            if ((w->head = j->next) == NULL)
-                w->tail = &w->head;
-            w->queued--;
-        } else if (!w->stop) {
+        if (w->stop) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL; /* workers_stop() joins it */
+        }
+        k->job = NULL;
+        k->parked = 1;
+        k->pprev = NULL;
+        k->pnext = w->parked;
+        if (k->pnext != NULL)
+            k->pnext->pprev = k;
+        w->parked = k;
+        pthread_mutex_unlock(&w->lock);
+
+        rc = worker_wait(k, deadline_in(&ts, WORKER_IDLE_MS));
+        pthread_mutex_lock(&w->lock);
+        if (rc < 0 && k->parked) {
             /* Parked WORKER_IDLE_MS for nothing: leave, to be joined. */
+            worker_unpark(w, k);
             worker_unlink(w, k);
             k->next = w->gone;
             w->gone = k;
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
         }
         pthread_mutex_unlock(&w->lock);
-        if (j == NULL)
-            return NULL;
+        if (rc < 0) /* taken just as the wait ran out: a post is coming */
+            worker_wait(k, NULL);
+        if ((j = k->job) == NULL)
+            return NULL; /* workers_stop() */
     }
 }
 
-/*
- * A job is handed over only while there are more parked threads than jobs
- * waiting, so each one queued has a thread that will take it.
- */
 int
 workers_run(struct workers *w, struct job *j)
 {
@@ -107,14 +152,14 @@ workers_run(struct workers *w, struct job *j)
     struct worker *k, *gone;
     int err;
 
-    j->next = NULL;
     pthread_mutex_lock(&w->lock);
-    if (w->idle > w->queued) {
-        *w->tail = j;
-        w->tail = &j->next;
-        w->queued++;
-        pthread_cond_signal(&w->wake);
+    if ((k = w->parked) != NULL) {
+        worker_unpark(w, k);
+        k->job = j;
         pthread_mutex_unlock(&w->lock);
+        /* Taken off parked, k waits for this post whatever its clock
+         * says, so the post can come after the unlock. */
+        sem_post(&k->go);
         return 0;
     }
     gone = w->gone;
@@ -127,8 +172,12 @@ workers_run(struct workers *w, struct job *j)
     workers_join(gone);
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return -1;
+    if (sem_init(&k->go, 0, 0) < 0) {
+        free(k);
+        return -1;
+    }
     k->w = w;
-    k->first = j;
+    k->job = j;
     pthread_mutex_lock(&w->lock);
     k->next = w->all;
     if (k->next != NULL)
@@ -143,6 +192,7 @@ workers_run(struct workers *w, struct job *j)
         pthread_mutex_lock(&w->lock);
         worker_unlink(w, k);
         pthread_mutex_unlock(&w->lock);
+        sem_destroy(&k->go);
         free(k);
         errno = err;
         return -1;
@@ -153,14 +203,18 @@ workers_run(struct workers *w, struct job *j)
 void
 workers_stop(struct workers *w)
 {
-    struct worker *all, *gone;
+    struct worker *all, *gone, *k;
 
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
+    while ((k = w->parked) != NULL) {
+        worker_unpark(w, k);
+        k->job = NULL; /* wakes to end */
+        sem_post(&k->go);
+    }
     all = w->all;
     gone = w->gone;
     w->all = w->gone = NULL;
-    pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
     workers_join(all);
     workers_join(gone);

@@ -11,21 +11,17 @@
 struct job {
     void (*fn)(void *arg);
     void *arg;
-    struct job *next; /* on workers.head; guarded by its lock */
 };
 
 struct worker;
 
-/* Parked threads, and the jobs handed to them. */
+/* Parked threads, and every thread of the pool. */
 struct workers {
-    pthread_mutex_t lock;     /* guards everything below */
-    pthread_cond_t wake;      /* signalled when a job is queued */
-    struct job *head, **tail; /* jobs handed over, not yet taken */
-    struct worker *all;       /* every thread still serving or parked */
-    struct worker *gone;      /* threads that left, not yet joined */
-    int queued;               /* jobs on the queue */
-    int idle;                 /* threads parked, waiting for a job */
-    int stop;                 /* shutting down: parked threads end */
+    pthread_mutex_t lock;  /* guards everything below */
+    struct worker *parked; /* waiting for a job; the last parked first */
+    struct worker *all;    /* every thread still serving or parked */
+    struct worker *gone;   /* threads that left, not yet joined */
+    int stop;              /* shutting down: threads end, none parks */
 };
 
 /* 0, or -1 with errno. */
