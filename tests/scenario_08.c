@@ -117,6 +117,21 @@ is_startup(const struct watch *w, pid_t tid)
     return 0;
 }
 
+/* Whether system call nr is accept(2), by either of its numbers. */
+static int
+in_accept(long nr)
+{
+#ifdef SYS_accept
+    if (nr == SYS_accept)
+        return 1;
+#endif
+#ifdef SYS_accept4
+    if (nr == SYS_accept4)
+        return 1;
+#endif
+    return 0;
+}
+
 /* Look at Harbor now. */
 static void
 look(const struct watch *w, struct view *v)
@@ -132,11 +147,13 @@ look(const struct watch *w, struct view *v)
     if ((d = opendir(path)) != NULL) {
         while ((e = readdir(d)) != NULL) {
             pid_t tid = (pid_t)atoi(e->d_name);
+            long nr;
 
             if (tid <= 0 || is_startup(w, tid))
                 continue;
+            nr = blocked_in(pid, tid);
             v->workers++;
-            v->parked += blocked_in(pid, tid) == SYS_futex;
+            v->parked += nr == SYS_futex || in_accept(nr);
         }
         closedir(d);
     }
@@ -155,53 +172,59 @@ look(const struct watch *w, struct view *v)
     }
 }
 
-/* Whether system call nr is accept(2), by either of its numbers. */
+/*
+ * Harbor's threads now: their ids into tids (up to max), and how many of
+ * them are blocked in accept().  Returns how many threads there are.
+ */
 static int
-in_accept(long nr)
+threads_now(pid_t pid, pid_t *tids, int max, int *accepting)
 {
-#ifdef SYS_accept
-    if (nr == SYS_accept)
-        return 1;
-#endif
-#ifdef SYS_accept4
-    if (nr == SYS_accept4)
-        return 1;
-#endif
-    return 0;
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    *accepting = 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    ck_assert_msg((d = opendir(path)) != NULL, "%s: %s", path, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+
+        if (tid <= 0)
+            continue;
+        if (n < max)
+            tids[n] = tid;
+        n++;
+        *accepting += in_accept(blocked_in(pid, tid));
+    }
+    closedir(d);
+    return n;
 }
 
 /*
- * Wait until Harbor's start-up is over - its main thread blocked in
- * accept(), which it reaches after starting its last start-up thread -
- * then note those threads, and what it holds before any client.
+ * Wait until Harbor's start-up is over - a thread blocked in accept(),
+ * the last thing it starts - then note its threads, and what it holds
+ * before any client.
  */
 static void
 watch_start(struct watch *w, struct harness_proc *harbor)
 {
     long deadline = harness_now_ms() + HARNESS_START_MS;
-    char path[64];
-    struct dirent *e;
-    DIR *d;
+    int accepting;
 
     memset(w, 0, sizeof *w);
     w->harbor = harbor;
     for (;;) {
-        long nr = blocked_in(harbor->pid, harbor->pid);
-
-        if (in_accept(nr))
+        w->nstartup =
+            threads_now(harbor->pid, w->startup, MAX_TIDS, &accepting);
+        if (accepting > 0)
             break;
-        ck_assert_msg(nr != -2, "cannot read /proc/%d/task/%d/syscall: %s",
-                      (int)harbor->pid, (int)harbor->pid, strerror(errno));
         ck_assert_msg(harness_now_ms() < deadline,
-                      "harbor's main thread never blocked in accept()");
+                      "no thread of harbor blocked in accept() within %d ms",
+                      HARNESS_START_MS);
         sleep_ms(STEP_MS);
     }
-    snprintf(path, sizeof path, "/proc/%d/task", (int)harbor->pid);
-    ck_assert_msg((d = opendir(path)) != NULL, "%s: %s", path, strerror(errno));
-    while ((e = readdir(d)) != NULL)
-        if (atoi(e->d_name) > 0 && w->nstartup < MAX_TIDS)
-            w->startup[w->nstartup++] = (pid_t)atoi(e->d_name);
-    closedir(d);
+    ck_assert_int_le(w->nstartup, MAX_TIDS);
     look(w, &w->before);
     ck_assert_int_eq(w->before.workers, 0);
 }
@@ -249,6 +272,84 @@ served(struct harness_proc *harbor, const char *path)
 }
 
 /*
+ * Two clients, the second once Harbor is quiet again.  Two threads then
+ * take turns at the listener: the kernel wakes the one that has waited in
+ * accept() longest, and the one that served goes back behind the other.
+ * After two clients each has served once and keeps its pipe, as does the
+ * parked thread that ran both reply pumps: Harbor is warm.
+ */
+static void
+served_twice(const struct watch *w, const char *path)
+{
+    struct view v;
+
+    served(w->harbor, path);
+    wait_quiet(w, &v, "between two clients");
+    served(w->harbor, path);
+}
+
+/* Whether system call nr is one a pump blocks in: splice(2) or read(2). */
+static int
+in_pump(long nr)
+{
+    return nr == SYS_splice || nr == SYS_read;
+}
+
+/*
+ * Leader/follower: the thread the kernel hands a client to in accept()
+ * serves it itself.  While a keep-alive connection is held, one of the
+ * threads that were blocked in accept() before it came is blocked in its
+ * pump, waiting for the next request; with a hand-off, they would all
+ * still be in accept() and some other thread would be reading.
+ */
+START_TEST(the_thread_that_accepts_a_client_serves_it)
+{
+    struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
+    struct harness_http_response rs;
+    struct harness_stage st;
+    struct watch w;
+    struct view v;
+    pid_t at[MAX_TIDS];
+    long deadline;
+    int n, accepting, k, fd, serving = 0;
+
+    harness_stage_up(&st, 1, "http", no_checks);
+    watch_start(&w, st.harbor);
+    served(st.harbor, "/first");
+    wait_quiet(&w, &v, "after the first client");
+    n = threads_now(st.harbor->pid, at, MAX_TIDS, &accepting);
+    ck_assert_int_le(n, MAX_TIDS);
+    for (int i = k = 0; i < n; i++) /* keep those in accept() */
+        if (in_accept(blocked_in(st.harbor->pid, at[i])))
+            at[k++] = at[i];
+    ck_assert_msg(k == accepting && k > 0, "%d threads in accept(), then %d",
+                  accepting, k);
+
+    fd = harness_connect(st.harbor->port);
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "keep-alive GET: %s",
+                  harness_end_name(rs.end));
+    ck_assert_int_eq(rs.status, 200);
+    harness_http_response_free(&rs);
+    deadline = harness_now_ms() + QUIET_WAIT_MS;
+    while (!serving) {
+        for (int i = 0; i < k; i++)
+            serving += in_pump(blocked_in(st.harbor->pid, at[i]));
+        ck_assert_msg(serving || harness_now_ms() < deadline,
+                      "none of the %d threads that were in accept() is in a "
+                      "pump %d ms into a held connection: the client was "
+                      "handed to another thread",
+                      k, QUIET_WAIT_MS);
+        if (!serving)
+            sleep_ms(STEP_MS);
+    }
+    harness_finish(fd);
+    ck_assert(harness_alive(st.harbor));
+    harness_stage_down(&st);
+}
+END_TEST
+
+/*
  * A connection's two threads outlive it, parked; the next connections
  * take them instead of new ones, so twenty clients one after another
  * leave Harbor with exactly the threads and descriptors (the threads'
@@ -266,8 +367,8 @@ START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
 
     harness_stage_up(&st, 1, "http", no_checks);
     watch_start(&w, st.harbor);
-    served(st.harbor, "/first");
-    wait_quiet(&w, &first, "after the first client");
+    served_twice(&w, "/first");
+    wait_quiet(&w, &first, "after the first clients");
     ck_assert_msg(first.workers > 0 && first.threads > w.before.threads,
                   "no thread outlived the first connection: %d threads, "
                   "%d before it",
@@ -379,7 +480,7 @@ START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
     ck_assert(buf != NULL);
     harness_stage_up(&st, 1, "http", no_checks);
     watch_start(&w, st.harbor);
-    served(st.harbor, "/warm-up");
+    served_twice(&w, "/warm-up");
     wait_quiet(&w, &warm, "after the warm-up client");
 
     snprintf(req, sizeof req,
@@ -398,7 +499,7 @@ START_TEST(client_reset_in_the_middle_of_a_splice_leaks_nothing)
                   "the pump that failed kept its pipe, or leaked it",
                   v.fds, warm.fds);
 
-    served(st.harbor, "/after-the-reset");
+    served_twice(&w, "/after-the-reset");
     assert_back_to_warm(&w, &warm);
     free(buf);
     harness_stage_down(&st);
@@ -476,6 +577,8 @@ START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
     harness_stage_up(&st, 1, "tcp", no_checks);
     watch_start(&w, st.harbor);
     tcp_round(st.harbor, "warm-up");
+    wait_quiet(&w, &warm, "after the first warm-up client");
+    tcp_round(st.harbor, "warm-up, again"); /* as served_twice() */
     wait_quiet(&w, &warm, "after the warm-up client");
 
     fd = harness_connect(st.harbor->port);
@@ -504,6 +607,8 @@ START_TEST(backend_killed_in_the_middle_of_a_splice_leaks_nothing)
 
     harness_stage_echo(&st, 0, "tcp", st.port[0]);
     tcp_round(st.harbor, "after the kill");
+    wait_quiet(&w, &v, "after the first client after the kill");
+    tcp_round(st.harbor, "after the kill, again");
     assert_back_to_warm(&w, &warm);
     free(chunk);
     harness_stage_down(&st);
@@ -517,6 +622,7 @@ scenarios_08(Suite *s)
 
     tc = harness_tcase(s, "workers", 8, NULL);
     tcase_add_test(tc, parked_threads_serve_the_next_clients_without_new_ones);
+    tcase_add_test(tc, the_thread_that_accepts_a_client_serves_it);
     tcase_add_test(tc, client_reset_in_the_middle_of_a_splice_leaks_nothing);
     tcase_add_test(tc, backend_killed_in_the_middle_of_a_splice_leaks_nothing);
 

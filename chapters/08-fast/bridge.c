@@ -110,6 +110,12 @@ pipe_drop(void)
     }
 }
 
+void
+bridge_forget(void)
+{
+    pipe_drop();
+}
+
 static long long
 now_ms(void)
 {
@@ -200,13 +206,14 @@ out:
 
 /* The reply pump's job.  p lives on the connection thread's stack, which
  * may be gone once done is posted: touch nothing after sem_post(). */
-static void
+static int
 pump_job(void *arg)
 {
     struct pump *p = arg;
 
     pump_run(p);
     sem_post(&p->done);
+    return 0;
 }
 
 /*

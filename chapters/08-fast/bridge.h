@@ -22,5 +22,7 @@ struct bridge_stats {
  */
 int bridge_run(struct workers *w, int cfd, int bfd, int idle_ms,
                struct bridge_stats *st);
+/* Close the calling thread's pipe, if it has one: it is idle for long. */
+void bridge_forget(void);
 
 #endif

@@ -1,27 +1,33 @@
 /*
  * conn.c - one client connection, from accept to close.
  *
- * DESIGN: main() accepts and calls conn_start(), which hands the client fd
- * to a worker thread (workers.c: a parked one, or a new one).  From then on
- * that thread owns both fds, and:
+ * DESIGN: up to ACCEPTORS threads wait in accept() on the listener at once
+ * (leader/follower, as in Apache's worker model).  The kernel hands each
+ * new client to one of them, and that thread serves it itself:
  *   - waits for one of MAX_INFLIGHT slots;
  *   - picks and dials a backend, and another on failure (RETRIES);
  *   - runs the bridge, which borrows the fds and hands the reply direction
- *     to another worker, waited for before bridge_run() returns;
+ *     to a parked worker, waited for before bridge_run() returns;
  *   - has both fds closed, on its single way out.
- * A failure anywhere ends this one client; the accept loop never waits for
- * a connection, only for a seat (slots_admit()), which conns_end() gives
- * back.
+ * No thread stands between accept() and the backend.  The last thread to
+ * leave accept() first has a worker take its place, so someone is always
+ * there.  A thread done with its client goes back to accept() while fewer
+ * than ACCEPTORS wait there, and parks with the workers otherwise; one
+ * that waits WORKER_IDLE_MS there for nothing ends, unless it is the last.
+ * A failure anywhere ends this one client.
  *
- * SHUTDOWN: the fds are on the registry (conns.c) from conn_start() on, so
+ * SHUTDOWN: the fds are on the registry (conns.c) from conn_new() on, so
  * that a shutdown can cut them; the registry closes them, as the thread's
- * last act.
+ * last act.  h->accepting counts the threads at the listener; when the
+ * signal thread shuts it down they all leave, and main() waits for that
+ * before it drains.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +39,6 @@
 
 struct conn {
     struct harbor *h;
-    struct job job;           /* runs conn_main() on a worker thread */
     struct conns_entry *reg;  /* cfd and bfd on h->conns */
     int cfd;                  /* the client; the registry closes it */
     char peer[ADDR_TEXT_MAX]; /* the client's address, for the logs */
@@ -126,9 +131,8 @@ conn_dial(struct conn *c, struct backend **bp)
 }
 
 static void
-conn_main(void *arg)
+conn_main(struct conn *c)
 {
-    struct conn *c = arg;
     struct strategy *s = &c->h->strategy;
     struct bridge_stats st = {0, 0, 0};
     struct backend *b;
@@ -166,11 +170,12 @@ out:
     conn_end(c);
 }
 
-void
-conn_start(struct harbor *h, int cfd, const struct sockaddr *peer)
+/* A client just accepted, on the registry.  NULL when out of memory: the
+ * client is closed, the rest go on. */
+static struct conn *
+conn_new(struct harbor *h, int cfd, const struct sockaddr *peer)
 {
     struct conn *c;
-    int err = ENOMEM;
 
     if ((c = calloc(1, sizeof(*c))) == NULL)
         goto fail;
@@ -178,22 +183,135 @@ conn_start(struct harbor *h, int cfd, const struct sockaddr *peer)
     c->cfd = cfd;
     net_ntop(peer, c->peer, sizeof(c->peer));
     clock_gettime(CLOCK_MONOTONIC, &c->started);
-    /* On the list before the thread starts, so a drain counts it. */
-    if ((c->reg = conns_add(&h->conns, cfd)) == NULL)
-        goto fail;
-
-    c->job.fn = conn_main;
-    c->job.arg = c;
-    if (workers_run(&h->workers, &c->job) == 0)
-        return;
-    /* Out of threads: this client is closed, the rest go on. */
-    log_warn("%s: %s", __func__, strerror(errno));
-    conn_end(c);
-    return;
+    /* On the list before anything waits, so a drain counts it. */
+    if ((c->reg = conns_add(&h->conns, cfd)) != NULL)
+        return c;
 fail:
-    /* Out of memory: the same. */
-    log_warn("%s: %s", __func__, strerror(err));
+    log_warn("%s: %s", __func__, strerror(ENOMEM));
     free(c);
     close(cfd);
     slots_leave(&h->slots);
+    return NULL;
+}
+
+/* h->accepting += d; the last one out at shutdown wakes main(). */
+static void
+accepting_add(struct harbor *h, int d)
+{
+    pthread_mutex_lock(&h->accept_lock);
+    if ((h->accepting += d) == 0)
+        pthread_cond_broadcast(&h->accept_none);
+    pthread_mutex_unlock(&h->accept_lock);
+}
+
+/*
+ * Leave accept() with a client.  The last thread there first has a worker
+ * take its place; it counts in h->accepting from now on.  0 to serve the
+ * client, or -1 when no thread can be had: then this one stays.
+ */
+static int
+accept_leave(struct harbor *h)
+{
+    int last;
+
+    pthread_mutex_lock(&h->accept_lock);
+    last = h->accepting == 1 && !atomic_load(&h->stopping);
+    if (!last && --h->accepting == 0)
+        pthread_cond_broadcast(&h->accept_none);
+    pthread_mutex_unlock(&h->accept_lock);
+    if (!last || workers_run(&h->workers, &h->accept_job) == 0)
+        return 0;
+    log_warn("%s: %s", __func__, strerror(errno));
+    return -1;
+}
+
+/* Back to accept() if fewer than ACCEPTORS are there: 1, else 0. */
+static int
+accept_return(struct harbor *h)
+{
+    int back;
+
+    pthread_mutex_lock(&h->accept_lock);
+    back = h->accepting < ACCEPTORS && !atomic_load(&h->stopping);
+    h->accepting += back;
+    pthread_mutex_unlock(&h->accept_lock);
+    return back;
+}
+
+/* WORKER_IDLE_MS in accept() for nothing: 1 to end, unless the last. */
+static int
+accept_idle(struct harbor *h)
+{
+    int end;
+
+    pthread_mutex_lock(&h->accept_lock);
+    end = h->accepting > 1;
+    h->accepting -= end;
+    pthread_mutex_unlock(&h->accept_lock);
+    if (!end)
+        bridge_forget(); /* the last keeps nothing it does not need */
+    return end;
+}
+
+/* A thread's turns at the listener: the job h->accept_job. */
+static int
+accept_main(void *arg)
+{
+    struct harbor *h = arg;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    struct conn *c;
+    int cfd;
+
+    for (;;) {
+        slots_admit(&h->slots); /* a seat first: the descriptors have a bound */
+        peerlen = sizeof(peer);
+        if ((cfd = net_accept(h->lfd, &peer, &peerlen)) < 0) {
+            slots_leave(&h->slots); /* for the next thread in line */
+            if (atomic_load(&h->stopping)) {
+                /* The signal thread shut the listener down. */
+                accepting_add(h, -1);
+                return 0;
+            }
+            if (errno != EAGAIN)
+                fatal("accept: %s", strerror(errno)); /* a broken listener */
+            if (accept_idle(h))
+                return 1;
+            continue;
+        }
+        if ((c = conn_new(h, cfd, (struct sockaddr *)&peer)) == NULL)
+            continue;
+        if (accept_leave(h) < 0) {
+            conn_end(c); /* out of threads: this client is closed */
+            continue;
+        }
+        conn_main(c);
+        if (!accept_return(h))
+            return 0;
+    }
+}
+
+int
+conn_accept_start(struct harbor *h)
+{
+    /* accept() honours SO_RCVTIMEO: how accept_idle() gets its turn. */
+    struct timeval tv = {WORKER_IDLE_MS / 1000, WORKER_IDLE_MS % 1000 * 1000};
+
+    if ((errno = pthread_mutex_init(&h->accept_lock, NULL)) != 0 ||
+        (errno = pthread_cond_init(&h->accept_none, NULL)) != 0)
+        return -1;
+    setsockopt(h->lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    h->accept_job.fn = accept_main;
+    h->accept_job.arg = h;
+    h->accepting = 1;
+    return workers_run(&h->workers, &h->accept_job);
+}
+
+void
+conn_accept_wait(struct harbor *h)
+{
+    pthread_mutex_lock(&h->accept_lock);
+    while (h->accepting > 0)
+        pthread_cond_wait(&h->accept_none, &h->accept_lock);
+    pthread_mutex_unlock(&h->accept_lock);
 }

@@ -8,7 +8,15 @@
 
 #include "harbor.h"
 
-/* Serve the client on cfd from a new thread; cfd is the thread's now. */
-void conn_start(struct harbor *h, int cfd, const struct sockaddr *peer);
+/*
+ * How many threads wait in accept() at once, at most.  Each is a thread
+ * that can take the next client without a hand-off.
+ */
+#define ACCEPTORS 4
+
+/* Start the first thread at the listener h->lfd.  0, or -1 with errno. */
+int conn_accept_start(struct harbor *h);
+/* Wait until the listener is shut down and no thread is left at it. */
+void conn_accept_wait(struct harbor *h);
 
 #endif

@@ -66,6 +66,10 @@ struct harbor {
     int retries;             /* RETRIES: more backends to try */
     struct health health;    /* checkers, and the backends that are up */
     struct workers workers;  /* threads for connections and pumps */
+    struct job accept_job;   /* a turn at the listener (conn.c) */
+    pthread_mutex_t accept_lock;
+    pthread_cond_t accept_none; /* signalled when accepting drops to 0 */
+    int accepting; /* threads in accept(), or on their way; accept_lock */
 };
 
 #endif

@@ -1,17 +1,18 @@
 /*
  * main.c - start-up and the accept loop.
  *
- * Read the configuration, bind the listener, then accept clients forever
- * and hand each one to a thread of its own (conn.c), which picks a backend
- * by STRATEGY and bridges the two sockets (bridge.c).  Everything a thread
- * needs travels in one struct harbor.
+ * Read the configuration, bind the listener, then let threads accept
+ * clients until shutdown, each serving the client it accepted (conn.c):
+ * it picks a backend by STRATEGY and bridges the two sockets (bridge.c).
+ * Everything a thread needs travels in one struct harbor.
  *
  * SHUTDOWN: SIGTERM and SIGINT are blocked in every thread and taken by one
  * signal thread with sigwait(), so no code runs in a signal handler.  It
- * wakes the accept loop by shutdown() of the listening socket: accept()
- * then fails at once, and new connects are refused.  Not close(): on Linux
- * closing an fd does not wake a thread blocked on it, and the number could
- * be reused by the next socket while accept() still holds it.
+ * wakes the threads in accept() by shutdown() of the listening socket:
+ * accept() then fails at once, and new connects are refused.  Not close():
+ * on Linux closing an fd does not wake a thread blocked on it, and the
+ * number could be reused by the next socket while accept() still holds
+ * it.  main() closes it once no thread is left at it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -181,9 +182,10 @@ signal_main(void *arg)
         } else if (!atomic_exchange(&h->stopping, 1)) {
             log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             /*
-             * The accept loop may be waiting for a seat, not in accept():
-             * one more seat takes it there, and then it fails.  The seat
-             * first: once the listener is down, main() may be gone.
+             * The threads at the listener may be waiting for a seat, not
+             * in accept(): one more seat takes one there, it fails, and
+             * gives the seat to the next.  The seat first: once the
+             * listener is down, main() may be gone.
              */
             slots_leave(&h->slots);
             shutdown(h->lfd, SHUT_RDWR);
@@ -219,12 +221,10 @@ int
 main(void)
 {
     struct harbor h;
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
     char bound[ADDR_TEXT_MAX];
     sigset_t set;
     pthread_t tid;
-    int lfd, cfd, err;
+    int lfd, err;
 
     harbor_config(&h);
     /* Block the stop signals here, before any thread exists: every thread
@@ -251,17 +251,9 @@ main(void)
     if ((err = pthread_create(&tid, NULL, signal_main, &h)) != 0)
         fatal("signal thread: %s", strerror(err));
 
-    for (;;) {
-        slots_admit(&h.slots); /* a seat first: the descriptors have a bound */
-        peerlen = sizeof(peer);
-        if ((cfd = net_accept(lfd, &peer, &peerlen)) < 0) {
-            if (atomic_load(&h.stopping))
-                break; /* the signal thread shut the listener down */
-            /* Only a broken listener gets here (EBADF, EINVAL...). */
-            fatal("accept: %s", strerror(errno));
-        }
-        conn_start(&h, cfd, (struct sockaddr *)&peer);
-    }
+    if (conn_accept_start(&h) < 0)
+        fatal("accept thread: %s", strerror(errno));
+    conn_accept_wait(&h); /* until the signal thread shuts the listener */
     close(lfd);
     harbor_drain(&h);
     if (h.backends_file != NULL) /* the reload thread runs */

@@ -101,6 +101,17 @@ worker_wait(struct worker *k, const struct timespec *deadline)
     return rc;
 }
 
+/* Move k to w->gone, to be joined, and end.  Caller holds w->lock. */
+static void *
+worker_leave(struct workers *w, struct worker *k)
+{
+    worker_unlink(w, k);
+    k->next = w->gone;
+    w->gone = k;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -111,12 +122,14 @@ worker_main(void *arg)
     int rc;
 
     for (;;) {
-        j->fn(j->arg); /* may free j: do not touch it after this */
+        rc = j->fn(j->arg); /* may free j: do not touch it after this */
         pthread_mutex_lock(&w->lock);
         if (w->stop) {
             pthread_mutex_unlock(&w->lock);
             return NULL; /* workers_stop() joins it */
         }
+        if (rc != 0)
+            return worker_leave(w, k);
         k->job = NULL;
         k->parked = 1;
         k->pprev = NULL;
@@ -129,13 +142,9 @@ worker_main(void *arg)
         rc = worker_wait(k, deadline_in(&ts, WORKER_IDLE_MS));
         pthread_mutex_lock(&w->lock);
         if (rc < 0 && k->parked) {
-            /* Parked WORKER_IDLE_MS for nothing: leave, to be joined. */
+            /* Parked WORKER_IDLE_MS for nothing: leave. */
             worker_unpark(w, k);
-            worker_unlink(w, k);
-            k->next = w->gone;
-            w->gone = k;
-            pthread_mutex_unlock(&w->lock);
-            return NULL;
+            return worker_leave(w, k);
         }
         pthread_mutex_unlock(&w->lock);
         if (rc < 0) /* taken just as the wait ran out: a post is coming */

@@ -7,9 +7,13 @@
 /* A parked worker thread waits this long for a job, then ends. */
 #define WORKER_IDLE_MS 10000
 
-/* A job for a worker thread: fn(arg), from start to end on one thread. */
+/*
+ * A job for a worker thread: fn(arg), from start to end on one thread.
+ * fn returns 0 for its thread to park, nonzero for it to end.  The same
+ * job may run on several threads at once.
+ */
 struct job {
-    void (*fn)(void *arg);
+    int (*fn)(void *arg);
     void *arg;
 };
 
