@@ -271,6 +271,22 @@ served(struct harness_proc *harbor, const char *path)
     harness_http_response_free(&rs);
 }
 
+/* A keep-alive connection with one GET served on it, left open: its fd. */
+static int
+held_get(struct harness_proc *harbor)
+{
+    struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
+    struct harness_http_response rs;
+    int fd = harness_connect(harbor->port);
+
+    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
+    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "keep-alive GET: %s",
+                  harness_end_name(rs.end));
+    ck_assert_int_eq(rs.status, 200);
+    harness_http_response_free(&rs);
+    return fd;
+}
+
 /*
  * Two clients, the second once Harbor is quiet again.  Two threads then
  * take turns at the listener: the kernel wakes the one that has waited in
@@ -304,8 +320,6 @@ in_pump(long nr)
  */
 START_TEST(the_thread_that_accepts_a_client_serves_it)
 {
-    struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
-    struct harness_http_response rs;
     struct harness_stage st;
     struct watch w;
     struct view v;
@@ -325,12 +339,7 @@ START_TEST(the_thread_that_accepts_a_client_serves_it)
     ck_assert_msg(k == accepting && k > 0, "%d threads in accept(), then %d",
                   accepting, k);
 
-    fd = harness_connect(st.harbor->port);
-    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
-    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "keep-alive GET: %s",
-                  harness_end_name(rs.end));
-    ck_assert_int_eq(rs.status, 200);
-    harness_http_response_free(&rs);
+    fd = held_get(st.harbor);
     deadline = harness_now_ms() + QUIET_WAIT_MS;
     while (!serving) {
         for (int i = 0; i < k; i++)
@@ -357,8 +366,6 @@ END_TEST
  */
 START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
 {
-    struct harness_http_request rq = {"GET", "/held", NULL, 0, 0};
-    struct harness_http_response rs;
     struct harness_stage st;
     struct watch w;
     struct view first, v;
@@ -375,12 +382,7 @@ START_TEST(parked_threads_serve_the_next_clients_without_new_ones)
                   first.threads, w.before.threads);
 
     /* A held connection runs on the parked threads: none is started. */
-    fd = harness_connect(st.harbor->port);
-    ck_assert_msg(fd >= 0, "connect harbor: %s", strerror(errno));
-    ck_assert_msg(harness_http(fd, &rq, &rs) == 0, "keep-alive GET: %s",
-                  harness_end_name(rs.end));
-    ck_assert_int_eq(rs.status, 200);
-    harness_http_response_free(&rs);
+    fd = held_get(st.harbor);
     look(&w, &v);
     ck_assert_msg(v.threads == first.threads,
                   "%d threads during a held connection, %d parked before it",
