@@ -1,5 +1,5 @@
 /*
- * main.c - start-up and the accept loop.
+ * main.c - start-up, the threads at the listener, and shutdown.
  *
  * Read the configuration, bind the listener, then let threads accept
  * clients until shutdown, each serving the client it accepted (conn.c):
