@@ -204,10 +204,10 @@ harness_next_nofile(unsigned n)
 }
 
 static void
-exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
+exec_child(const char *const argv[], char **envp, pid_t parent, int out_fd,
+           int err_fd)
 {
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM};
-    char *argv[] = {(char *)bin, NULL};
     sigset_t none;
     int in_fd;
 
@@ -229,7 +229,7 @@ exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             _exit(127);
     }
-    execve(bin, argv, envp);
+    execve(argv[0], (char *const *)argv, envp);
     {
         static const char msg[] = "harness: exec failed\n";
         ssize_t w = write(2, msg, sizeof msg - 1);
@@ -241,6 +241,15 @@ exec_child(const char *bin, char **envp, pid_t parent, int out_fd, int err_fd)
 
 struct harness_proc *
 harness_spawn(const char *name, const char *bin, const char *const env[])
+{
+    const char *argv[] = {bin, NULL};
+
+    return harness_spawn_argv(name, argv, env);
+}
+
+struct harness_proc *
+harness_spawn_argv(const char *name, const char *const argv[],
+                   const char *const env[])
 {
     struct harness_proc *p = calloc(1, sizeof *p);
     char path[] = "/tmp/harness-stderr-XXXXXX";
@@ -266,7 +275,7 @@ harness_spawn(const char *name, const char *bin, const char *const env[])
     if (p->pid < 0)
         goto fail;
     if (p->pid == 0)
-        exec_child(bin, envp, parent, pipefd[1], p->err_fd);
+        exec_child(argv, envp, parent, pipefd[1], p->err_fd);
     close(pipefd[1]);
     p->out_fd = pipefd[0];
     free(envp);
@@ -400,7 +409,16 @@ int
 harness_run(const char *bin, const char *const env[], int timeout_ms,
             struct harness_run *r)
 {
-    struct harness_proc *p = harness_spawn("run", bin, env);
+    const char *argv[] = {bin, NULL};
+
+    return harness_run_argv(argv, env, timeout_ms, r);
+}
+
+int
+harness_run_argv(const char *const argv[], const char *const env[],
+                 int timeout_ms, struct harness_run *r)
+{
+    struct harness_proc *p = harness_spawn_argv("run", argv, env);
     long deadline;
 
     memset(r, 0, sizeof *r);
@@ -429,9 +447,9 @@ harness_assert_config_error(const char *var, const char *value,
 {
     char bad[512], prefix[64], suffix[512];
     const char *all[16] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
-                           "LOG_LEVEL=info"};
+                           "LOG_LEVEL=info", HARNESS_METRICS_ENV};
     struct harness_run r;
-    size_t plen, slen, n = 3;
+    size_t plen, slen, n = 4;
 
     /* Later entries win: env over the defaults, var=value over both. */
     for (; env != NULL && *env != NULL && n < 14; env++)
@@ -516,6 +534,7 @@ harness_start_harbor(const char *backends, const char *const env[])
     /* Defaults first: build_env() lets the later, caller's, entries win. */
     snprintf(backends_env, sizeof backends_env, "BACKENDS=%s", backends);
     v[n++] = "LISTEN=127.0.0.1:0";
+    v[n++] = HARNESS_METRICS_ENV;
     v[n++] = "LOG_LEVEL=info";
     v[n++] = backends_env;
     for (size_t i = 0; env != NULL && env[i] != NULL && n < 31; i++)

@@ -26,6 +26,13 @@
 #define HARNESS_STOP_MS   5000  /* SIGTERM, then SIGKILL */
 #define HARNESS_PROMPT_MS 3000  /* "closes the client promptly" */
 
+/*
+ * Every Harbor the harness starts gets this, so that from chapter 09 on
+ * its metrics listener takes a free port, not the default 9190; earlier
+ * chapters ignore it.
+ */
+#define HARNESS_METRICS_ENV "METRICS_LISTEN=127.0.0.1:0"
+
 /* A child process: its stdout is a pipe, its stderr an unlinked file. */
 struct harness_proc {
     char name[16]; /* "echo", "harbor": for failure messages */
@@ -72,6 +79,11 @@ TCase *harness_tcase(Suite *s, const char *name, int chapter,
  */
 struct harness_proc *harness_spawn(const char *name, const char *bin,
                                    const char *const env[]);
+/* The same with arguments: argv[0] is the program's path, argv ends with
+ * NULL. */
+struct harness_proc *harness_spawn_argv(const char *name,
+                                        const char *const argv[],
+                                        const char *const env[]);
 int harness_read_line(struct harness_proc *p, char *line, size_t len,
                       int timeout_ms);
 int harness_alive(struct harness_proc *p);
@@ -81,6 +93,8 @@ void harness_stop(struct harness_proc *p);
 void harness_cleanup(void);
 int harness_run(const char *bin, const char *const env[], int timeout_ms,
                 struct harness_run *r);
+int harness_run_argv(const char *const argv[], const char *const env[],
+                     int timeout_ms, struct harness_run *r);
 /*
  * The next process spawned gets n as both its soft and hard limit on open
  * files (RLIMIT_NOFILE), so that it cannot raise it; 0, the default, leaves
@@ -268,6 +282,22 @@ int harness_stage_hold(const struct harness_stage *st, int *backend);
  * copy it to line (if not NULL), or fail showing the tail of stderr. */
 void harness_assert_log(struct harness_proc *p, const char *needle, char *line,
                         size_t len, int timeout_ms);
+
+/*
+ * /metrics, from chapter 09 on.  harness_metrics_port reads the third
+ * stdout line, "metrics on <host>:<port>", and returns the port.  A scrape
+ * must be a 200 in the text format: its body (free it).  A sample is read
+ * by its whole name with labels, as harness_metric(port,
+ * "harbor_bytes_total{direction=\"up\"}"): its value, or -1 when absent.
+ * harness_wait_metric scrapes until the value is want (-1: until the
+ * sample is gone), for up to HARNESS_METRIC_MS, or fails the test.
+ */
+#define HARNESS_METRIC_MS 5000
+unsigned harness_metrics_port(struct harness_proc *harbor);
+char *harness_metrics_scrape(unsigned port);
+double harness_metrics_value(const char *body, const char *series);
+double harness_metric(unsigned port, const char *series);
+void harness_wait_metric(unsigned port, const char *series, double want);
 
 /* Odds and ends.  harness_port_of: the port ending "...:<port>", or 0. */
 unsigned harness_port_of(const char *s);

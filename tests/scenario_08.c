@@ -56,6 +56,7 @@ struct view {
 /* Harbor, and the threads and descriptors it had before any client. */
 struct watch {
     struct harness_proc *harbor;
+    int lfd; /* its listener's descriptor number, in Harbor */
     pid_t startup[MAX_TIDS];
     int nstartup;
     struct view before;
@@ -132,6 +133,73 @@ in_accept(long nr)
     return 0;
 }
 
+/*
+ * Whether thread tid of pid is blocked in accept() on its descriptor lfd:
+ * the listener's, not another's (from chapter 09 on, the metrics thread
+ * waits in accept() too).  The syscall file gives the first argument.
+ */
+static int
+at_listener(pid_t pid, pid_t tid, int lfd)
+{
+    char path[64], line[256];
+    unsigned long arg0 = 0;
+    long nr = -2;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    if (fgets(line, sizeof line, f) == NULL ||
+        sscanf(line, "%ld %lx", &nr, &arg0) != 2)
+        nr = -2;
+    fclose(f);
+    return in_accept(nr) && arg0 == (unsigned long)lfd;
+}
+
+/*
+ * The descriptor number, in Harbor, of its listening socket: the inode of
+ * the socket listening on its port (/proc/net/tcp and tcp6, state 0A),
+ * then the fd of Harbor's that links to "socket:[<inode>]".
+ */
+static int
+listener_fd(const struct harness_proc *harbor)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    char line[512], want[64], link[64], path[64];
+    unsigned long inode = 0, ino;
+    unsigned port, state;
+    struct dirent *e;
+    FILE *f;
+    DIR *d;
+    int fd = -1;
+
+    for (int t = 0; t < 2 && inode == 0; t++) {
+        if ((f = fopen(tables[t], "r")) == NULL)
+            continue;
+        while (inode == 0 && fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line,
+                       " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x "
+                       "%*x:%*x %*x:%*x %*x %*u %*u %lu",
+                       &port, &state, &ino) == 3 &&
+                port == harbor->port && state == 0x0A)
+                inode = ino;
+        fclose(f);
+    }
+    ck_assert_msg(inode != 0, "no socket listens on port %u", harbor->port);
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)harbor->pid);
+    ck_assert_msg((d = opendir(path)) != NULL, "%s: %s", path, strerror(errno));
+    while (fd < 0 && (e = readdir(d)) != NULL) {
+        ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+
+        if (n > 0 && (link[n] = '\0', strcmp(link, want) == 0))
+            fd = atoi(e->d_name);
+    }
+    closedir(d);
+    ck_assert_msg(fd >= 0, "harbor holds no %s", want);
+    return fd;
+}
+
 /* Look at Harbor now. */
 static void
 look(const struct watch *w, struct view *v)
@@ -174,10 +242,11 @@ look(const struct watch *w, struct view *v)
 
 /*
  * Harbor's threads now: their ids into tids (up to max), and how many of
- * them are blocked in accept().  Returns how many threads there are.
+ * them are blocked in accept() on its listener lfd.  Returns how many
+ * threads there are.
  */
 static int
-threads_now(pid_t pid, pid_t *tids, int max, int *accepting)
+threads_now(pid_t pid, int lfd, pid_t *tids, int max, int *accepting)
 {
     char path[64];
     struct dirent *e;
@@ -195,7 +264,7 @@ threads_now(pid_t pid, pid_t *tids, int max, int *accepting)
         if (n < max)
             tids[n] = tid;
         n++;
-        *accepting += in_accept(blocked_in(pid, tid));
+        *accepting += at_listener(pid, tid, lfd);
     }
     closedir(d);
     return n;
@@ -214,9 +283,10 @@ watch_start(struct watch *w, struct harness_proc *harbor)
 
     memset(w, 0, sizeof *w);
     w->harbor = harbor;
+    w->lfd = listener_fd(harbor);
     for (;;) {
         w->nstartup =
-            threads_now(harbor->pid, w->startup, MAX_TIDS, &accepting);
+            threads_now(harbor->pid, w->lfd, w->startup, MAX_TIDS, &accepting);
         if (accepting > 0)
             break;
         ck_assert_msg(harness_now_ms() < deadline,
@@ -331,10 +401,10 @@ START_TEST(the_thread_that_accepts_a_client_serves_it)
     watch_start(&w, st.harbor);
     served(st.harbor, "/first");
     wait_quiet(&w, &v, "after the first client");
-    n = threads_now(st.harbor->pid, at, MAX_TIDS, &accepting);
+    n = threads_now(st.harbor->pid, w.lfd, at, MAX_TIDS, &accepting);
     ck_assert_int_le(n, MAX_TIDS);
     for (int i = k = 0; i < n; i++) /* keep those in accept() */
-        if (in_accept(blocked_in(st.harbor->pid, at[i])))
+        if (at_listener(st.harbor->pid, at[i], w.lfd))
             at[k++] = at[i];
     ck_assert_msg(k == accepting && k > 0, "%d threads in accept(), then %d",
                   accepting, k);
