@@ -60,7 +60,8 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 ECHO_SRC   := $(sort $(wildcard common/echo/*.c))
 
 UNIT_SRC     := $(sort $(wildcard tests/unit_*.c))
-SCENARIO_SRC := tests/harness.c tests/harness_net.c tests/harness_stage.c \
+SCENARIO_SRC := tests/harness.c tests/harness_metrics.c tests/harness_net.c \
+                tests/harness_stage.c \
                 tests/scenarios.c \
                 $(sort $(wildcard tests/scenario_[0-9][0-9]*.c))
 

@@ -60,4 +60,9 @@
 #define CONTRACT_NO_BACKEND_UP "no backend up"
 #define CONTRACT_NO_VERDICT    "no verdict" /* a check we could not make */
 
+/* 09 metrics: stdout's third line, unless METRICS_LISTEN=off. */
+#define CONTRACT_METRICS_ON "metrics on" /* then " <host>:<port>" */
+/* 09 metrics: its address in use exits 1, and the message names it. */
+#define CONTRACT_METRICS_VAR "METRICS_LISTEN"
+
 #endif

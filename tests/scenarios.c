@@ -25,9 +25,11 @@ void scenarios_05(Suite *s);
 void scenarios_06(Suite *s);
 void scenarios_07(Suite *s);
 void scenarios_08(Suite *s);
+void scenarios_09(Suite *s);
 void exercises_01(Suite *s);
 void exercises_06(Suite *s);
 void exercises_07(Suite *s);
+void exercises_09(Suite *s);
 
 /*
  * A learner's own scenarios: a file tests/scenario_NN_own.c of theirs may
@@ -44,7 +46,7 @@ static const struct {
     {1, scenarios_00_echo}, /* the echo backend arrived with chapter 01 */
     {1, scenarios_01},      {2, scenarios_02}, {3, scenarios_03},
     {4, scenarios_04},      {5, scenarios_05}, {6, scenarios_06},
-    {7, scenarios_07},      {8, scenarios_08},
+    {7, scenarios_07},      {8, scenarios_08}, {9, scenarios_09},
 };
 
 /* The same for the exercises' opt-in tests, by the chapter they build on. */
@@ -55,6 +57,7 @@ static const struct {
     {1, exercises_01},
     {6, exercises_06},
     {7, exercises_07},
+    {9, exercises_09},
 };
 
 int
