@@ -318,7 +318,8 @@ process_write(FILE *f)
            (double)(utime + stime) / (double)ticks);
     single(f, "process_open_fds", "gauge", "Number of open file descriptors.",
            fds);
-    getrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_cur = 0; /* not known: say 0, never an unset value */
     single(f, "process_max_fds", "gauge",
            "Maximum number of open file descriptors.", (double)rl.rlim_cur);
     single(f, "process_resident_memory_bytes", "gauge",
