@@ -5,6 +5,8 @@
 #   make tests      build the test programs, run none
 #   make test-transcripts  run every console transcript of the READMEs
 #   make sanitize   the same suites under ASan+UBSan, then under TSan
+#                   (make -j2 test, -j2 sanitize: builds in parallel, tests
+#                   one at a time)
 #   make lint       -Werror build, clang-format, cppcheck, check-chapters,
 #                   check-contract
 #   make demo       two echo backends and Harbor on :9090 (CH=NN picks one)
@@ -15,6 +17,9 @@
 #                   chapter NN's against any balancer
 #   make doctor     is this machine ready?  Says what is missing, and how
 #                   to fix it
+#   make fuzz       fuzz the HTTP parser for FUZZ_SECONDS (60) with clang's
+#                   libFuzzer, on a corpus in build/fuzz/corpus seeded
+#                   from tests/fuzz/http/ (test-unit replays those seeds)
 #
 # A chapter is any chapters/NN-slug/ directory: one pattern rule builds it,
 # so adding a chapter needs no edit here.
@@ -109,7 +114,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 .PHONY: all tests test test-unit test-scenarios test-transcripts mine test-mine _mine \
-        _test-mine sanitize lint demo doctor deps clean
+        _test-mine sanitize lint demo doctor deps clean fuzz
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
 
@@ -165,8 +170,17 @@ $(call ct_prog,$(1)): $(call ct_obj,$(1)) $(BUILD)/ch/$(1).o $(COMMON_OBJ)
 endef
 $(foreach p,$(CHAPTER_TESTS),$(eval $(call chapter_test,$(p))))
 
+# The HTTP parser's fuzz target, tests/fuzz_http.c, is also linked with a
+# plain main() of its own, so that any compiler can replay the seed corpus
+# (and make sanitize replays it under the sanitizers).
+FUZZ_REPLAY_OBJ := $(BUILD)/tests/fuzz_replay.o $(BUILD)/tests/fuzz_http.o
+
+$(BUILD)/tests/fuzz_replay: $(FUZZ_REPLAY_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+
 # Every test program; none of them is needed to build Harbor.
-tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG)
+tests: $(BUILD)/tests/unit $(BUILD)/tests/scenarios $(CHAPTER_TEST_PROG) \
+       $(BUILD)/tests/fuzz_replay
 
 deps:
 	@scripts/install-deps --tests
@@ -176,7 +190,7 @@ deps:
 # chapter before it.
 test: deps
 	@$(MAKE) --no-print-directory all tests
-	@$(MAKE) --no-print-directory test-unit test-scenarios
+	@$(MAKE) --no-print-directory -j1 test-unit test-scenarios
 
 # Every console transcript in the READMEs, run and compared with what it
 # shows (each README in network and process namespaces of its own).
@@ -185,6 +199,7 @@ test-transcripts: all
 
 test-unit:
 	$(BUILD)/tests/unit
+	$(BUILD)/tests/fuzz_replay tests/fuzz/http
 	@$(foreach p,$(CHAPTER_TESTS), \
 	    echo "== unit tests of $(call ct_src,$(p))" && $(call ct_prog,$(p)) &&) :
 
@@ -247,18 +262,49 @@ test-mine: deps
 SAN_ENV = ASAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:abort_on_error=1 \
           UBSAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:print_stacktrace=1:halt_on_error=1 \
           TSAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/$(1)/report:second_deadlock_stack=1:atexit_sleep_ms=0
+#
+# Each build takes the -j it is given (make -j2 sanitize); the tests after
+# it always run one at a time.
+ASAN_MAKE = $(call SAN_ENV,asan) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+    OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+TSAN_MAKE = $(call SAN_ENV,tsan) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
+    OPT=-O1 SANFLAGS="-fsanitize=thread"
 sanitize: deps
 	@rm -f $(BUILD)/asan/report.* $(BUILD)/tsan/report.*
-	$(call SAN_ENV,asan) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-	    OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    all tests test-unit test-scenarios
-	$(call SAN_ENV,tsan) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
-	    OPT=-O1 SANFLAGS="-fsanitize=thread" \
-	    all tests test-unit test-scenarios
+	$(ASAN_MAKE) all tests
+	$(ASAN_MAKE) -j1 test-unit test-scenarios
+	$(TSAN_MAKE) all tests
+	$(TSAN_MAKE) -j1 test-unit test-scenarios
 	@if ls $(BUILD)/asan/report.* $(BUILD)/tsan/report.* >/dev/null 2>&1; then \
 	    cat $(BUILD)/asan/report.* $(BUILD)/tsan/report.* 2>/dev/null; \
 	    echo "sanitize: reports above"; exit 1; fi
 	@echo "sanitize: clean"
+
+# The fuzzer needs clang (libFuzzer comes with it).  It works on a copy of
+# the seeds in $(BUILD)/fuzz/corpus, which grows from run to run; the seeds
+# in the tree are never written.  A crash leaves its input in $(BUILD)/fuzz/
+# as crash-<sha1>: replay it with $(BUILD)/fuzz/http <file>, or with
+# $(BUILD)/tests/fuzz_replay under gdb.  UBSan findings abort too
+# (-fno-sanitize-recover), so the fuzzer keeps their inputs.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -g -O1 -std=c11 -Wall -Wextra $(WERROR) -D_DEFAULT_SOURCE \
+                -Icommon
+
+$(BUILD)/fuzz/http: tests/fuzz_http.c common/http.c common/http.h
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	    echo "make fuzz: $(FUZZ_CC) not found; the fuzzer needs clang with" \
+	        "libFuzzer (Debian/Ubuntu: sudo apt-get install clang)" >&2; \
+	    exit 2; }
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz_http.c common/http.c
+
+fuzz: $(BUILD)/fuzz/http
+	@mkdir -p $(BUILD)/fuzz/corpus
+	cp tests/fuzz/http/* $(BUILD)/fuzz/corpus/
+	$(BUILD)/fuzz/http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus
 
 # Lint builds everything with -Werror in a directory of its own (the flags
 # differ, and make would not rebuild a plain build's objects for that), then
@@ -296,4 +342,4 @@ clean:
 # The header dependencies the compiler wrote (see DEPFLAGS).
 -include $(wildcard $(patsubst %.o,%.d,$(COMMON_OBJ) $(ECHO_OBJ) \
     $(CHAPTER_OBJ) $(MINE_OBJ) $(UNIT_OBJ) $(SCENARIO_OBJ) \
-    $(CHAPTER_TEST_OBJ)))
+    $(CHAPTER_TEST_OBJ) $(FUZZ_REPLAY_OBJ)))

@@ -15,6 +15,7 @@ Suite *pool_suite(void);
 Suite *strategy_suite(void);
 Suite *config_suite(void);
 Suite *net_suite(void);
+Suite *http_suite(void);
 
 /*
  * Fill a with the resolved address 127.0.0.1:<port>, as backends_parse()

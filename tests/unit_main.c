@@ -65,6 +65,7 @@ main(void)
     srunner_add_suite(sr, strategy_suite());
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, net_suite());
+    srunner_add_suite(sr, http_suite());
     srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
