@@ -5,18 +5,20 @@
  * paths that misbehave on purpose (slow, large, dripping, unhealthy), so the
  * tests and the demo can watch a balancer cope.  MODE=tcp turns it into a
  * raw byte echo instead.  It is shaped like chapter 01 - blocking accept,
- * one thread per connection - so that reading it needs nothing new.
+ * one thread per connection - so that reading it needs nothing new.  Its
+ * requests are parsed by common/http.c, the parser chapter 10 proxies with.
  *
  * DESIGN: main() accepts and echo_spawn() hands the client fd, inside a
  * malloc'd struct echo_conn, to a new detached thread.  From then on that
  * thread owns both: echo_conn_main() closes the fd and frees the struct on
  * its single way out, and nobody else touches them.  The thread ends when
  * the client closes or resets, after a response that closes the connection,
- * or after a malformed request (answered with 4xx).  An idle keep-alive
+ * or after a malformed request (answered with 4xx or 501).  An idle keep-alive
  * client keeps its thread blocked in read() for as long as it stays
  * connected: a test backend can afford that.  The only state threads share
- * is struct echo_server: fields set before the first thread starts, and the
- * /health flag, an atomic.
+ * is struct echo_server: fields set before the first thread starts, the
+ * /health flag, an atomic, and the count of connections, an atomic that
+ * only main() changes.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "net.h"
 
@@ -58,11 +61,13 @@ struct echo_server {
     enum echo_mode mode; /* MODE */
     pthread_attr_t attr; /* detached, ECHO_STACK_SIZE */
     atomic_int down;     /* /health says 503 while set; any thread sets it */
+    atomic_ulong conns;  /* connections accepted so far: X-Echo-Conn */
 };
 
 struct echo_conn {
     struct echo_server *srv;
     int fd;                   /* the client; echo_conn_main() closes it */
+    unsigned long serial;     /* its number, from 1, for X-Echo-Conn */
     char peer[ADDR_TEXT_MAX]; /* the client's address, for the logs */
     size_t len;               /* bytes in in[] not consumed yet */
     size_t out_len;           /* bytes in out[] not written yet */
@@ -72,38 +77,30 @@ struct echo_conn {
     char out[ECHO_OUT_MAX];   /* a response head and the start of its body */
 };
 
-/* One parsed request.  method and target point into conn->in. */
+/*
+ * One request.  msg, the head as http.c parsed it, points into conn->in.
+ * The body's data is in a malloc'd buffer; when the body had to be read,
+ * its last read may have brought the first bytes of a pipelined next
+ * request too, kept in the same buffer after the data (rest).
+ */
 struct echo_req {
-    size_t head_len;           /* request line, headers and blank line */
-    size_t in_used;            /* bytes of conn->in this request took */
-    const char *method;        /* not NUL-terminated: use the lengths */
-    size_t method_len;         /* 1 or more */
-    const char *target;        /* as sent, query included */
-    size_t target_len;         /* 1 or more */
-    int minor;                 /* HTTP/1.<minor>: 0 or 1 */
-    int has_length;            /* a Content-Length was seen */
-    unsigned long long length; /* its value; 0 when absent */
-    int conn_close;            /* Connection: close */
-    int conn_keep;             /* Connection: keep-alive */
-    int expect_continue;       /* Expect: 100-continue */
-    int keep_alive;            /* read another request after this one */
-    int no_body;               /* HEAD: the head of the response only */
+    size_t head_len;     /* request line, field lines and blank line */
+    size_t in_used;      /* bytes of conn->in this request took */
+    struct http_msg msg; /* the parsed head */
+    int keep_alive;      /* read another request after this one */
+    int no_body;         /* HEAD: the head of the response only */
+    char *body;          /* the body's data, NULL while there is none */
+    size_t body_len;     /* bytes of data in body */
+    size_t body_cap;     /* bytes allocated for body */
+    size_t rest;         /* where in body the next request starts */
+    size_t rest_len;     /* and how many of its bytes are there */
 };
 
 /*
- * Request parsing.  Each step from here to echo_route() returns 0 to go
- * on, an HTTP status (4xx, 5xx) to answer with before closing, or -1 when
- * nobody is left to answer (the client closed or reset).
+ * Request parsing, by common/http.c.  Each step from here to echo_route()
+ * returns 0 to go on, an HTTP status (4xx, 5xx) to answer with before
+ * closing, or -1 when nobody is left to answer (the client closed or reset).
  */
-
-/* RFC 9110 token characters: what a method or a header name is made of. */
-static int
-echo_is_tchar(unsigned char ch)
-{
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= 'A' && ch <= 'Z') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
 
 /*
  * Parse 1*DIGIT from s[0..len) into *out; -1 if empty, not all digits, or
@@ -131,163 +128,45 @@ echo_digits(const char *s, size_t len, unsigned long long max,
     return 0;
 }
 
-/* Is s[0..len) equal to the lowercase word, ignoring case? */
+/* Parse the complete head in conn->in[0..rq->head_len). */
 static int
-echo_word_is(const char *s, size_t len, const char *word)
+echo_parse_head(struct echo_conn *c, struct echo_req *rq)
 {
-    return len == strlen(word) && strncasecmp(s, word, len) == 0;
-}
+    struct http_msg *m = &rq->msg;
+    int status;
 
-/* The length of the line from p to eol (its '\n'), without a final '\r'. */
-static size_t
-echo_line_len(const char *p, const char *eol)
-{
-    size_t n = (size_t)(eol - p);
-
-    return n > 0 && p[n - 1] == '\r' ? n - 1 : n;
+    /* Host is not required (http.c): hand-typed requests should just work. */
+    if ((status = http_parse_request(c->in, rq->head_len, m)) != 0) {
+        log_debug("%s: %s: %d: %s", __func__, c->peer, status, m->why);
+        return status;
+    }
+    if (m->body == HTTP_BODY_LENGTH && m->length > ECHO_BODY_MAX)
+        return 413;
+    rq->keep_alive = m->keep_alive;
+    rq->no_body = m->method_len == 4 && strncasecmp(m->method, "head", 4) == 0;
+    return 0;
 }
 
 /*
- * Where the head in buf ends (just past its blank line), or 0 if it has not
- * all arrived.  Lines end in CRLF; a bare LF is accepted too (RFC 9112 §2.2
- * allows it), which is kind to people typing requests into nc.
+ * Is the request line at the start of conn->in, complete while the rest of
+ * its head is still on the way, wrong already?  Then it is answered now, not
+ * after a blank line that may never come.  http.c parses whole heads only,
+ * so the line is parsed as a head of its own: a copy of it and an empty
+ * line, in conn->out, which lies idle while a request is read.  m is
+ * scratch; echo_parse_head() parses the whole head again.
  */
-static size_t
-echo_head_end(const char *buf, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (i + 1 < len && buf[i + 1] == '\n')
-            return i + 2;
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
-/* "GET /path?q HTTP/1.1": exactly one space between the three parts. */
 static int
-echo_parse_request_line(const char *line, size_t len, struct echo_req *rq)
+echo_check_request_line(struct echo_conn *c, struct http_msg *m)
 {
-    const char *p = line, *end = line + len;
-
-    rq->method = p;
-    while (p < end && echo_is_tchar((unsigned char)*p))
-        p++;
-    rq->method_len = (size_t)(p - rq->method);
-    if (rq->method_len == 0 || p == end || *p++ != ' ')
-        return -1;
-    /* The target: any visible ASCII, no spaces or control characters. */
-    rq->target = p;
-    while (p < end && (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f)
-        p++;
-    rq->target_len = (size_t)(p - rq->target);
-    if (rq->target_len == 0 || p == end || *p++ != ' ')
-        return -1;
-    if (end - p != 8 || memcmp(p, "HTTP/1.", 7) != 0 ||
-        (p[7] != '0' && p[7] != '1'))
-        return -1;
-    rq->minor = p[7] - '0';
-    rq->no_body = echo_word_is(rq->method, rq->method_len, "head");
-    return 0;
-}
-
-/* One "Name: value" line.  Only the fields that frame the request matter. */
-static int
-echo_parse_field(const char *line, size_t len, struct echo_req *rq)
-{
-    const char *colon, *v, *end = line + len, *tok;
-    unsigned long long n;
-    size_t i, vlen;
-
-    /*
-     * The name is a token right up to the colon.  This also rejects a space
-     * before the colon and obsolete line folding (a line starting with a
-     * space): both have been used to smuggle requests past proxies.
-     */
-    if ((colon = memchr(line, ':', len)) == NULL || colon == line)
-        return 400;
-    for (i = 0; line + i < colon; i++)
-        if (!echo_is_tchar((unsigned char)line[i]))
-            return 400;
-    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
-        ;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    vlen = (size_t)(end - v);
-    for (i = 0; i < vlen; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (ch < ' ' && ch != '\t') /* CR, NUL and friends */
-            return 400;
-        if (ch == 0x7f)
-            return 400;
-    }
-
-    if (echo_word_is(line, (size_t)(colon - line), "content-length")) {
-        /* A second Content-Length must agree, or framing is ambiguous. */
-        if (echo_digits(v, vlen, ~0ULL, &n) < 0)
-            return 400;
-        if (rq->has_length && n != rq->length)
-            return 400;
-        rq->has_length = 1;
-        rq->length = n;
-    } else if (echo_word_is(line, (size_t)(colon - line),
-                            "transfer-encoding")) {
-        /*
-         * Chunked bodies are refused rather than supported: bodies are
-         * framed by Content-Length only (design.md), and a body we cannot
-         * frame would leave the next request's bytes mixed with this one's.
-         */
-        return 400;
-    } else if (echo_word_is(line, (size_t)(colon - line), "connection")) {
-        /* A comma-separated list of options: "keep-alive, Upgrade". */
-        for (tok = v; tok < end;) {
-            const char *comma = memchr(tok, ',', (size_t)(end - tok));
-            const char *stop = comma != NULL ? comma : end, *t = stop;
-            while (tok < t && (*tok == ' ' || *tok == '\t'))
-                tok++;
-            while (t > tok && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
-            if (echo_word_is(tok, (size_t)(t - tok), "close"))
-                rq->conn_close = 1;
-            else if (echo_word_is(tok, (size_t)(t - tok), "keep-alive"))
-                rq->conn_keep = 1;
-            tok = stop + 1;
-        }
-    } else if (echo_word_is(line, (size_t)(colon - line), "expect")) {
-        rq->expect_continue = echo_word_is(v, vlen, "100-continue");
-    }
-    /* Host is not required: hand-typed requests should just work. */
-    return 0;
-}
-
-/* Parse the complete head in buf[0..rq->head_len). */
-static int
-echo_parse_head(const char *buf, struct echo_req *rq)
-{
-    const char *p = buf, *end = buf + rq->head_len, *eol;
+    const char *eol = memchr(c->in, '\n', c->len);
     size_t n;
-    int rc;
 
-    /* echo_head_end() found the blank line, so every line has its '\n'. */
-    eol = memchr(p, '\n', (size_t)(end - p));
-    if (echo_parse_request_line(p, echo_line_len(p, eol), rq) < 0)
-        return 400;
-    for (p = eol + 1; p < end; p = eol + 1) {
-        eol = memchr(p, '\n', (size_t)(end - p));
-        if ((n = echo_line_len(p, eol)) == 0)
-            break; /* the blank line */
-        if ((rc = echo_parse_field(p, n, rq)) != 0)
-            return rc;
-    }
-    if (rq->length > ECHO_BODY_MAX)
-        return 413;
-    /* HTTP/1.1 keeps the connection unless told not to; 1.0 the reverse. */
-    rq->keep_alive = !rq->conn_close && (rq->minor == 1 || rq->conn_keep);
-    return 0;
+    /* A line as long as conn->out fills conn->in, and that is a 431. */
+    if (eol == NULL || (n = (size_t)(eol - c->in) + 1) >= sizeof(c->out))
+        return 0;
+    memcpy(c->out, c->in, n);
+    c->out[n] = '\n';
+    return http_parse_request(c->out, n + 1, m);
 }
 
 /*
@@ -297,29 +176,20 @@ echo_parse_head(const char *buf, struct echo_req *rq)
 static int
 echo_read_head(struct echo_conn *c, struct echo_req *rq)
 {
-    const char *eol;
     size_t skip;
     ssize_t n;
+    int status;
 
     for (;;) {
         /* RFC 9112 §2.2: ignore empty lines before a request line. */
-        for (skip = 0; skip < c->len; skip++)
-            if (c->in[skip] != '\r' && c->in[skip] != '\n')
-                break;
-        if (skip > 0) {
+        if ((skip = http_skip_empty(c->in, c->len)) > 0) {
             memmove(c->in, c->in + skip, c->len - skip);
             c->len -= skip;
         }
-        if ((rq->head_len = echo_head_end(c->in, c->len)) > 0)
+        if ((rq->head_len = http_head_end(c->in, c->len)) > 0)
             return 0;
-        /*
-         * A bad request line is answered now, not after a blank line that
-         * may never come.  (rq is scratch here; echo_parse_head() redoes it.)
-         */
-        eol = memchr(c->in, '\n', c->len);
-        if (eol != NULL &&
-            echo_parse_request_line(c->in, echo_line_len(c->in, eol), rq) < 0)
-            return 400;
+        if ((status = echo_check_request_line(c, &rq->msg)) != 0)
+            return status;
         if (c->len == sizeof(c->in))
             return 431;
         n = read(c->fd, c->in + c->len, sizeof(c->in) - c->len);
@@ -334,7 +204,64 @@ echo_read_head(struct echo_conn *c, struct echo_req *rq)
 }
 
 /*
- * Read the whole body into *body (malloc'd; the caller frees it).
+ * Make room in rq->body for n bytes after its data.  The first allocation
+ * is just what is asked (a Content-Length body's exact size); after that
+ * the buffer doubles, so a large chunked body costs a few reallocs.
+ */
+static int
+echo_body_room(struct echo_conn *c, struct echo_req *rq, size_t n)
+{
+    size_t need = rq->body_len + n, cap = rq->body_cap * 2;
+    char *p;
+
+    if (need <= rq->body_cap)
+        return 0;
+    if (cap < need)
+        cap = need;
+    if ((p = realloc(rq->body, cap)) == NULL) {
+        log_warn("%s: %s: %zu-byte body: %s", __func__, c->peer, cap,
+                 strerror(errno));
+        return 500;
+    }
+    rq->body = p;
+    rq->body_cap = cap;
+    return 0;
+}
+
+/*
+ * Hand p[0..n) to the body's framing and append the data in it to
+ * rq->body, which has room for n more bytes.  p may point into rq->body
+ * itself, after the data: the framing is cut out in place (memmove).
+ * *used is how many bytes the body took; any after them belong to the
+ * next request.
+ */
+static int
+echo_body_feed(struct echo_req *rq, struct http_body *b, const char *p,
+               size_t n, size_t *used)
+{
+    size_t off = 0, data;
+    long k;
+
+    while (off < n && !http_body_done(b)) {
+        if ((k = http_body_take(b, p + off, n - off, &data)) < 0)
+            return 400; /* malformed chunked framing */
+        if (k == 0)
+            break; /* cannot happen with bytes left, but never spin */
+        /* A Content-Length was checked already; chunks add up here. */
+        if (data > ECHO_BODY_MAX - rq->body_len)
+            return 413;
+        memmove(rq->body + rq->body_len, p + off, data);
+        rq->body_len += data;
+        off += (size_t)k;
+    }
+    *used = off;
+    return 0;
+}
+
+/*
+ * Read the whole body into rq->body (the caller frees it), framed by
+ * Content-Length or chunked alike: http_body_take() tells data from
+ * framing, and only the data is kept.
  *
  * Why not stream it back as it arrives?  A client may write its whole body
  * before reading anything, as simple test clients do.  A streaming echo
@@ -342,38 +269,59 @@ echo_read_head(struct echo_conn *c, struct echo_req *rq)
  * for ever.  Reading first, up to ECHO_BODY_MAX, cannot deadlock.
  */
 static int
-echo_read_body(struct echo_conn *c, struct echo_req *rq, char **body)
+echo_read_body(struct echo_conn *c, struct echo_req *rq)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    size_t want = (size_t)rq->length, avail = c->len - rq->head_len, got;
+    const struct http_msg *m = &rq->msg;
+    size_t avail = c->len - rq->head_len, want, used;
+    struct http_body b;
+    char *p;
     ssize_t n;
+    int rc;
 
-    got = avail < want ? avail : want;
-    rq->in_used = rq->head_len + got;
-    if (want == 0)
+    http_body_init(&b, m);
+    rq->in_used = rq->head_len;
+    if (http_body_done(&b))
         return 0;
-    if ((*body = malloc(want)) == NULL) {
-        log_warn("%s: %s: %zu-byte body: %s", __func__, c->peer, want,
-                 strerror(errno));
-        return 500;
-    }
-    memcpy(*body, c->in + rq->head_len, got);
+    /* First what came with the head. */
+    want = m->body == HTTP_BODY_LENGTH ? (size_t)m->length : avail;
+    if ((rc = echo_body_room(c, rq, want)) != 0 ||
+        (rc = echo_body_feed(rq, &b, c->in + rq->head_len, avail, &used)) != 0)
+        return rc;
+    rq->in_used += used;
+    if (http_body_done(&b))
+        return 0;
     /*
      * curl asks before it sends a large body ("Expect: 100-continue") and
      * waits a second for our go-ahead; answer at once.
      */
-    if (got < want && rq->expect_continue && rq->minor == 1 &&
-        write_all(c->fd, cont, sizeof(cont) - 1) < 0)
+    if (m->expect_continue && write_all(c->fd, cont, sizeof(cont) - 1) < 0)
         return -1;
-    while (got < want) {
-        n = read(c->fd, *body + got, want - got);
+    /*
+     * Then read into the buffer after the data, at most sizeof(conn->in) at
+     * a time, so that what a last read brings of the next request fits in
+     * conn->in once this one is answered (echo_serve_one).  A Content-Length
+     * body is never read past its end.
+     */
+    while (!http_body_done(&b)) {
+        want = sizeof(c->in);
+        if (b.kind == HTTP_BODY_LENGTH && b.left < want)
+            want = (size_t)b.left;
+        if ((rc = echo_body_room(c, rq, want)) != 0)
+            return rc;
+        p = rq->body + rq->body_len;
+        n = read(c->fd, p, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -1;
         if (n == 0)
             return 400; /* the body was cut short */
-        got += (size_t)n;
+        rq->rest = (size_t)(p - rq->body);
+        if ((rc = echo_body_feed(rq, &b, p, (size_t)n, &used)) != 0)
+            return rc;
+        rq->rest += used;
+        rq->rest_len = (size_t)n - used;
     }
     return 0;
 }
@@ -414,25 +362,6 @@ echo_out(struct echo_conn *c, const void *p, size_t n)
     c->out_len += n;
 }
 
-static const char *
-echo_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 413:
-        return "Content Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Internal Server Error";
-    }
-}
-
 /* Start a response whose body will be length bytes long. */
 static void
 echo_out_head(struct echo_conn *c, const struct echo_req *rq, int status,
@@ -443,16 +372,18 @@ echo_out_head(struct echo_conn *c, const struct echo_req *rq, int status,
 
     if (!rq->keep_alive)
         conn = "Connection: close\r\n";
-    else if (rq->minor == 0)
+    else if (rq->msg.minor == 0)
         conn = "Connection: keep-alive\r\n"; /* 1.0 must be told it stays */
     n = snprintf(c->out + c->out_len, sizeof(c->out) - c->out_len,
                  "HTTP/1.1 %d %s\r\n"
                  "Content-Type: text/plain\r\n"
                  "Content-Length: %llu\r\n"
                  "X-Served-By: :%u\r\n"
+                 "X-Echo-Conn: %lu\r\n"
                  "%s\r\n",
-                 status, echo_reason(status), length, c->srv->port, conn);
-    c->out_len += (size_t)n; /* a head is < 200 bytes and out[] was empty */
+                 status, http_reason(status), length, c->srv->port, c->serial,
+                 conn);
+    c->out_len += (size_t)n; /* a head is < 256 bytes and out[] was empty */
     c->drop_body = rq->no_body;
 }
 
@@ -473,28 +404,53 @@ echo_send_error(struct echo_conn *c, struct echo_req *rq, int status)
 
     log_debug("%s: %s: %d, closing", __func__, c->peer, status);
     rq->keep_alive = 0;
-    snprintf(text, sizeof(text), "%s\n", echo_reason(status));
+    snprintf(text, sizeof(text), "%s\n", http_reason(status));
     (void)echo_send_text(c, rq, status, text);
 }
 
 /* "echo GET /x?y (served by :9001)\n", then the request body. */
 static int
-echo_send_echo(struct echo_conn *c, const struct echo_req *rq, const char *body)
+echo_send_echo(struct echo_conn *c, const struct echo_req *rq)
 {
+    const struct http_msg *m = &rq->msg;
     char tail[32];
     size_t tail_len;
 
     tail_len = (size_t)snprintf(tail, sizeof(tail), " (served by :%u)\n",
                                 c->srv->port);
     echo_out_head(c, rq, 200,
-                  5 + rq->method_len + 1 + rq->target_len + tail_len +
-                      rq->length);
+                  5 + m->method_len + 1 + m->target_len + tail_len +
+                      rq->body_len);
     echo_out(c, "echo ", 5);
-    echo_out(c, rq->method, rq->method_len);
+    echo_out(c, m->method, m->method_len);
     echo_out(c, " ", 1);
-    echo_out(c, rq->target, rq->target_len);
+    echo_out(c, m->target, m->target_len);
     echo_out(c, tail, tail_len);
-    echo_out(c, body, (size_t)rq->length);
+    echo_out(c, rq->body, rq->body_len);
+    return echo_flush(c);
+}
+
+/*
+ * /headers: the request's field lines in the order they came, one
+ * "Name: value\n" each, so that a test can see what a proxy forwarded.
+ * The name is as sent; the value is without the whitespace around it.
+ */
+static int
+echo_send_headers(struct echo_conn *c, const struct echo_req *rq)
+{
+    const struct http_msg *m = &rq->msg;
+    unsigned long long len = 0;
+    size_t i;
+
+    for (i = 0; i < m->nfields; i++)
+        len += m->fields[i].name_len + 2 + m->fields[i].value_len + 1;
+    echo_out_head(c, rq, 200, len);
+    for (i = 0; i < m->nfields; i++) {
+        echo_out(c, m->fields[i].name, m->fields[i].name_len);
+        echo_out(c, ": ", 2);
+        echo_out(c, m->fields[i].value, m->fields[i].value_len);
+        echo_out(c, "\n", 1);
+    }
     return echo_flush(c);
 }
 
@@ -565,11 +521,11 @@ echo_path_arg(const char *path, size_t len, const char *prefix, size_t *arg_len)
 
 /* Answer one request.  Routing looks at the path, without the query. */
 static int
-echo_route(struct echo_conn *c, const struct echo_req *rq, const char *body)
+echo_route(struct echo_conn *c, const struct echo_req *rq)
 {
     struct echo_server *srv = c->srv;
-    const char *path = rq->target, *q, *arg, *slash;
-    size_t len = rq->target_len, alen;
+    const char *path = rq->msg.target, *q, *arg, *slash;
+    size_t len = rq->msg.target_len, alen;
     unsigned long long n, ms;
 
     if ((q = memchr(path, '?', len)) != NULL)
@@ -589,11 +545,13 @@ echo_route(struct echo_conn *c, const struct echo_req *rq, const char *body)
         log_info("marked up by %s", c->peer);
         return echo_send_text(c, rq, 200, "up\n");
     }
+    if (len == 8 && memcmp(path, "/headers", 8) == 0)
+        return echo_send_headers(c, rq);
     if ((arg = echo_path_arg(path, len, "/delay/", &alen)) != NULL) {
         if (echo_digits(arg, alen, ECHO_MS_MAX, &ms) < 0)
             return 400;
         echo_sleep_ms(ms);
-        return echo_send_echo(c, rq, body);
+        return echo_send_echo(c, rq);
     }
     if ((arg = echo_path_arg(path, len, "/bytes/", &alen)) != NULL) {
         if (echo_digits(arg, alen, ECHO_BYTES_MAX, &n) < 0)
@@ -608,7 +566,7 @@ echo_route(struct echo_conn *c, const struct echo_req *rq, const char *body)
             return 400;
         return echo_send_drip(c, rq, n, ms);
     }
-    return echo_send_echo(c, rq, body);
+    return echo_send_echo(c, rq);
 }
 
 /*
@@ -620,25 +578,34 @@ static int
 echo_serve_one(struct echo_conn *c)
 {
     struct echo_req rq;
-    char *body = NULL;
     int rc;
 
     memset(&rq, 0, sizeof(rq));
     rc = echo_read_head(c, &rq);
     if (rc == 0)
-        rc = echo_parse_head(c->in, &rq);
+        rc = echo_parse_head(c, &rq);
     if (rc == 0)
-        rc = echo_read_body(c, &rq, &body);
+        rc = echo_read_body(c, &rq);
     if (rc == 0)
-        rc = echo_route(c, &rq, body);
+        rc = echo_route(c, &rq);
     if (rc > 0)
         echo_send_error(c, &rq, rc);
-    free(body);
+    if (rc == 0) {
+        /*
+         * Keep what follows this request: the start of a pipelined next
+         * one, in conn->in after the head or, when the body had to be
+         * read, in rq.body after the data (then conn->in is all used).
+         */
+        memmove(c->in, c->in + rq.in_used, c->len - rq.in_used);
+        c->len -= rq.in_used;
+        if (rq.rest_len > 0) {
+            memcpy(c->in + c->len, rq.body + rq.rest, rq.rest_len);
+            c->len += rq.rest_len;
+        }
+    }
+    free(rq.body);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    /* Keep what follows this request: the start of a pipelined next one. */
-    memmove(c->in, c->in + rq.in_used, c->len - rq.in_used);
-    c->len -= rq.in_used;
     return rq.keep_alive;
 }
 
@@ -733,11 +700,14 @@ echo_spawn(struct echo_server *srv, int fd, const struct sockaddr *peer)
     struct echo_conn *c;
     pthread_t tid;
     int err = ENOMEM;
+    /* Numbered at accept, so that even a client we fail to serve counts. */
+    unsigned long serial = atomic_fetch_add(&srv->conns, 1) + 1;
 
     if ((c = malloc(sizeof(*c))) == NULL)
         goto fail;
     c->srv = srv;
     c->fd = fd;
+    c->serial = serial;
     c->len = c->out_len = 0;
     c->drop_body = c->failed = 0;
     net_ntop(peer, c->peer, sizeof(c->peer));
@@ -784,6 +754,7 @@ main(void)
 
     echo_config(&srv, &addr);
     atomic_init(&srv.down, 0);
+    atomic_init(&srv.conns, 0);
 
     /*
      * A write to a client that has gone away raises SIGPIPE, whose default
