@@ -65,4 +65,14 @@
 /* 09 metrics: its address in use exits 1, and the message names it. */
 #define CONTRACT_METRICS_VAR "METRICS_LISTEN"
 
+/* 10 http: Harbor's own answers (400, 408, 431, 501, 502, 503, 504) are
+ * whole: this status line, Content-Type, Content-Length, Connection:
+ * close, and this body, then the close. */
+#define CONTRACT_OWN_STATUS "HTTP/1.1 %d %s" /* the code, its reason */
+#define CONTRACT_OWN_BODY   "%d %s"          /* the same, then \n */
+#define CONTRACT_OWN_TYPE   "text/plain"     /* the Content-Type */
+#define CONTRACT_CLOSE      "close"          /* the Connection */
+/* 10 http: the Connection of a reply to an HTTP/1.0 keep-alive client. */
+#define CONTRACT_KEEP_ALIVE "keep-alive"
+
 #endif

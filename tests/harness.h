@@ -188,6 +188,12 @@ enum harness_end harness_read_to_end(int fd, struct harness_buf *in,
 enum harness_end harness_exchange(int fd, const void *out, size_t n,
                                   int shut_wr, struct harness_buf *in,
                                   int timeout_ms);
+/* The same loop with the end of the reply left to the caller: it stops
+ * as soon as done(in, arg) returns nonzero (HARNESS_DONE), for a test
+ * that parses replies of its own, say several pipelined ones. */
+enum harness_end harness_exchange_until(
+    int fd, const void *out, size_t n, struct harness_buf *in, int timeout_ms,
+    int (*done)(const struct harness_buf *, void *), void *arg);
 /* Accept on the test's own listener lfd within timeout_ms: the new fd
  * (with the harness's timeouts), or -1. */
 int harness_accept(int lfd, int timeout_ms);

@@ -280,6 +280,15 @@ harness_exchange(int fd, const void *out, size_t n, int shut_wr,
                 NULL);
 }
 
+enum harness_end
+harness_exchange_until(int fd, const void *out, size_t n,
+                       struct harness_buf *in, int timeout_ms,
+                       int (*done)(const struct harness_buf *, void *),
+                       void *arg)
+{
+    return pump(fd, out, n, 0, in, harness_now_ms() + timeout_ms, done, arg);
+}
+
 static int
 bound_socket(unsigned *port, int backlog)
 {

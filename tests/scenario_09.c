@@ -102,8 +102,10 @@ START_TEST(metrics_has_every_family_and_nothing_else_is_served)
         ck_assert_msg(strstr(body, want) != NULL, "no %s", want);
     }
     ck_assert_msg(strncmp(body, "# HELP ", 7) == 0, "starts: %.40s", body);
-    ck_assert(
-        harness_metrics_value(body, "harbor_build_info{chapter=\"09\"}") == 1);
+    /* The chapter under test says its own number: 09, or a later one. */
+    snprintf(want, sizeof want, "harbor_build_info{chapter=\"%02d\"}",
+             harness_chapter());
+    ck_assert_msg(harness_metrics_value(body, want) == 1, "no %s 1", want);
     ck_assert(harness_metrics_value(body, "process_open_fds") > 3);
     ck_assert(harness_metrics_value(body, "process_max_fds") >=
               harness_metrics_value(body, "process_open_fds"));

@@ -26,6 +26,7 @@ void scenarios_06(Suite *s);
 void scenarios_07(Suite *s);
 void scenarios_08(Suite *s);
 void scenarios_09(Suite *s);
+void scenarios_10(Suite *s);
 void exercises_01(Suite *s);
 void exercises_06(Suite *s);
 void exercises_07(Suite *s);
@@ -47,6 +48,7 @@ static const struct {
     {1, scenarios_01},      {2, scenarios_02}, {3, scenarios_03},
     {4, scenarios_04},      {5, scenarios_05}, {6, scenarios_06},
     {7, scenarios_07},      {8, scenarios_08}, {9, scenarios_09},
+    {10, scenarios_10},
 };
 
 /* The same for the exercises' opt-in tests, by the chapter they build on. */
