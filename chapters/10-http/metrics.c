@@ -383,7 +383,7 @@ static void
 metrics_write(FILE *f, struct harbor *h)
 {
     struct metrics *m = &h->metrics;
-    char label[16];
+    char label[32];
     int i;
 
     single(f, "harbor_connections_accepted_total", "counter",
