@@ -56,3 +56,13 @@ cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
     return err;
 }
+
+long long
+clock_us_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000000LL +
+           (now.tv_nsec - t0->tv_nsec) / 1000;
+}

@@ -22,6 +22,8 @@ int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
 
 /* Milliseconds on CLOCK_MONOTONIC: for measuring, never for the date. */
 long long clock_ms(void);
+/* Microseconds on CLOCK_MONOTONIC since *t0, taken from the same clock. */
+long long clock_us_since(const struct timespec *t0);
 
 /* pthread_cond_init() for a condition variable whose timed waits read
  * CLOCK_MONOTONIC.  0 or an error number. */

@@ -32,21 +32,12 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "clock.h"
 #include "conn.h"
 #include "dial.h"
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
-
-static long long
-us_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000000LL +
-           (now.tv_nsec - t0->tv_nsec) / 1000;
-}
 
 /* Count c's duration, free c, then hand its fds to the registry to close:
  * the last act. */
@@ -56,7 +47,7 @@ conn_end(struct conn *c)
     struct conns *l = &c->h->conns;
     struct conns_entry *reg = c->reg;
 
-    metrics_observe(&c->h->metrics, us_since(&c->started));
+    metrics_observe(&c->h->metrics, clock_us_since(&c->started));
     free(c);
     conns_end(l, reg);
 }
@@ -184,7 +175,7 @@ conn_main(struct conn *c)
             &m->errors[st.err == ETIMEDOUT ? ERR_IDLE_TIMEOUT : ERR_RESET], 1);
     log_debug("%s: %s -> %s: %llu bytes up, %llu down, %lld ms, %s", __func__,
               c->peer, b->addr.text, st.up, st.down,
-              us_since(&c->started) / 1000,
+              clock_us_since(&c->started) / 1000,
               st.err != 0 ? strerror(st.err) : "closed");
 done:
     metrics_backend_done(m, b);

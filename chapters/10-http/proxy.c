@@ -258,16 +258,6 @@ set_timeouts(struct harbor *h, int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
 }
 
-static long long
-us_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000000LL +
-           (now.tv_nsec - t0->tv_nsec) / 1000;
-}
-
 /*
  * Close politely after Harbor's own answer.  Unread input makes close()
  * send a reset, and a reset can destroy the answer before the client has
@@ -770,14 +760,14 @@ proxy_run(struct conn *c)
         if (rc == 0) {
             rc = exchange(&p, &m);
             if (p.res == X_DONE || p.res == X_TUNNEL)
-                metrics_request(&h->metrics, p.status, us_since(&t0));
+                metrics_request(&h->metrics, p.status, clock_us_since(&t0));
         }
         if (rc == -2) {
             tunnel(&p);
             break;
         }
         if (rc > 0)
-            answer(c, rc, us_since(&t0));
+            answer(c, rc, clock_us_since(&t0));
         if (rc != 0)
             break;
         /* What follows the request is the start of the next one. */
