@@ -2,14 +2,15 @@
  * scenario_00_echo.c - the echo backend on its own, no balancer in front.
  * Every balancer scenario trusts echo's answers, so echo's contract is
  * checked first: its paths, keep-alive, HTTP/1.0, chunked bodies, /headers,
- * X-Echo-Conn, bad requests, raw TCP.
- * Tagged ch01 (echo arrived with chapter 01) and "echo".
+ * X-Echo-Conn, bad requests, raw TCP, and MODE=model's latencies (case
+ * echo-model).  Tagged ch01 (echo arrived with chapter 01) and "echo".
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -32,6 +33,9 @@ static const struct {
     {"GET", "/health", NULL, 200, "ok\n", 0},
     {"GET", "/bytes/100000", NULL, 200, NULL, 100000},
     {"GET", "/bytes/0", NULL, 200, NULL, 0},
+    /* Only MODE=model knows /admin/slow/; elsewhere it is a path to echo. */
+    {"GET", "/admin/slow/5", NULL, 200,
+     "echo GET /admin/slow/5 (served by :%u)\n", 0},
 };
 
 START_TEST(echo_answers_each_path_as_documented)
@@ -531,6 +535,409 @@ START_TEST(tcp_mode_echoes_every_byte_and_half_closes)
 }
 END_TEST
 
+/*
+ * MODE=model: echo as a fake inference server.  Each test names every
+ * MODEL_* setting it depends on, most often MODEL_JITTER_PCT=0, so that
+ * X-Model-Ms is exact; times are checked from below only, with seconds to
+ * spare above.
+ */
+
+/* echo with env ("K=V", NULL-terminated; PORT=0 unless it says), started. */
+static struct harness_proc *
+start_echo_env(const char *const env[])
+{
+    const char *all[16] = {"PORT=0"};
+    struct harness_proc *p;
+    char line[256];
+    size_t n = 1;
+
+    for (; env != NULL && *env != NULL && n < 15; env++)
+        all[n++] = *env;
+    all[n] = NULL;
+    p = harness_spawn("echo", getenv("ECHO_BIN"), all);
+    ck_assert_msg(p != NULL, "spawn echo: %s", strerror(errno));
+    line[0] = '\0';
+    if (harness_read_line(p, line, sizeof line, HARNESS_START_MS) < 0 ||
+        strncmp(line, "echo listening on :", 19) != 0 ||
+        (p->port = harness_port_of(line)) == 0)
+        ck_abort_msg("echo did not start: \"%s\"; stderr: %s", line,
+                     harness_log_tail(p));
+    return p;
+}
+
+/*
+ * One request on a fresh connection, with Connection: close: a POST of
+ * body, or a GET when body is NULL, with field as one more field line
+ * unless it is NULL.  Fails the test unless a whole response came back.
+ */
+static void
+model_ask(unsigned port, const char *path, const char *field, const char *body,
+          struct harness_http_response *rs)
+{
+    char req[1024];
+    size_t n;
+    int fd = harness_connect(port);
+
+    ck_assert_msg(fd >= 0, "connect echo: %s", strerror(errno));
+    n = (size_t)snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n",
+                         body != NULL ? "POST" : "GET", path);
+    if (field != NULL)
+        n += (size_t)snprintf(req + n, sizeof req - n, "%s\r\n", field);
+    if (body != NULL)
+        n += (size_t)snprintf(req + n, sizeof req - n,
+                              "Content-Length: %zu\r\n", strlen(body));
+    n +=
+        (size_t)snprintf(req + n, sizeof req - n, "Connection: close\r\n\r\n%s",
+                         body != NULL ? body : "");
+    ck_assert_msg(harness_http_raw(fd, req, n, rs) == 0, "%s %s: %s",
+                  body != NULL ? "POST" : "GET", path,
+                  harness_end_name(rs->end));
+    close(fd);
+}
+
+/* A numeric field of rs's head, or -1 when it is absent. */
+static long
+field_number(const struct harness_http_response *rs, const char *name)
+{
+    char v[32];
+
+    field_of(rs, name, v, sizeof v);
+    return v[0] != '\0' ? strtol(v, NULL, 10) : -1;
+}
+
+/* X-Tokens: X-Token-Estimate when there is one, else (body bytes + 3) / 4. */
+static const struct {
+    const char *field; /* NULL: none */
+    const char *body;  /* NULL: a GET */
+    long tokens;
+} tokens[] = {
+    {"X-Token-Estimate: 42", NULL, 42},
+    {"x-token-estimate:  7 ", "a body of 25 bytes, more.", 7},
+    {"X-Token-Estimate: 0", NULL, 0},
+    {"X-Token-Estimate: 1000000", NULL, 1000000},
+    {NULL, NULL, 1},
+    {NULL, "", 1},
+    {NULL, "abcd", 1},
+    {NULL, "abcde", 2},
+    {NULL, "0123456789012345678901234567890123456789", 10},
+};
+
+START_TEST(model_counts_tokens_from_the_estimate_or_the_body)
+{
+    static const char *const env[] = {"MODE=model", "MODEL_BASE_MS=0",
+                                      "MODEL_TOKEN_US=0", "MODEL_JITTER_PCT=0",
+                                      NULL};
+    struct harness_proc *echo = start_echo_env(env);
+    struct harness_http_response rs;
+    char want[128], served[16];
+
+    model_ask(echo->port, "/v1/generate", tokens[_i].field, tokens[_i].body,
+              &rs);
+    ck_assert_int_eq(rs.status, 200);
+    snprintf(served, sizeof served, ":%u", echo->port);
+    ck_assert_str_eq(rs.served_by, served);
+    ck_assert_int_eq(field_number(&rs, "X-Echo-Conn"), 1);
+    ck_assert_int_eq(field_number(&rs, "X-Tokens"), tokens[_i].tokens);
+    ck_assert_int_eq(field_number(&rs, "X-Model-Ms"), 0);
+    snprintf(want, sizeof want, "model :%u tokens %ld ms 0\n", echo->port,
+             tokens[_i].tokens);
+    ck_assert_str_eq(rs.body, want);
+    ck_assert_uint_eq(rs.extra, 0);
+    harness_http_response_free(&rs);
+    harness_stop(echo);
+}
+END_TEST
+
+/* X-Model-Ms from lo to hi, and the answer no sooner than 95% of it. */
+static const struct {
+    const char *name;
+    const char *env[5];
+    const char *field; /* NULL: none */
+    long lo, hi;
+} latency[] = {
+    {"the base",
+     {"MODEL_BASE_MS=100", "MODEL_JITTER_PCT=0", NULL},
+     NULL,
+     100,
+     100},
+    {"1 token at 1 ms",
+     {"MODEL_BASE_MS=10", "MODEL_TOKEN_US=1000", "MODEL_JITTER_PCT=0", NULL},
+     "X-Token-Estimate: 1",
+     11,
+     11},
+    {"200 tokens at 1 ms",
+     {"MODEL_BASE_MS=10", "MODEL_TOKEN_US=1000", "MODEL_JITTER_PCT=0", NULL},
+     "X-Token-Estimate: 200",
+     210,
+     210},
+    {"the defaults: 20 ms and 100 us a token, +-10%", {NULL}, NULL, 18, 22},
+};
+
+START_TEST(model_sleeps_for_its_latency)
+{
+    const char *env[8] = {"MODE=model"};
+    struct harness_proc *echo;
+    struct harness_http_response rs;
+    long ms;
+
+    for (size_t i = 0; latency[_i].env[i] != NULL; i++)
+        env[i + 1] = latency[_i].env[i];
+    echo = start_echo_env(env);
+    model_ask(echo->port, "/v1/generate", latency[_i].field, NULL, &rs);
+    ck_assert_int_eq(rs.status, 200);
+    ms = field_number(&rs, "X-Model-Ms");
+    ck_assert_msg(ms >= latency[_i].lo && ms <= latency[_i].hi,
+                  "%s: X-Model-Ms %ld, want %ld to %ld", latency[_i].name, ms,
+                  latency[_i].lo, latency[_i].hi);
+    ck_assert_msg(rs.elapsed_ms >= ms * 95 / 100 &&
+                      rs.elapsed_ms < ms + HARNESS_PROMPT_MS,
+                  "%s: %ld ms for X-Model-Ms %ld", latency[_i].name,
+                  rs.elapsed_ms, ms);
+    harness_http_response_free(&rs);
+    harness_stop(echo);
+}
+END_TEST
+
+/* /admin/slow/<factor> multiplies every latency after it, until /1. */
+static const struct {
+    const char *path;
+    const char *body; /* the answer; NULL: a model request */
+    long ms;          /* its X-Model-Ms; unused with a body */
+} slow_steps[] = {
+    {"/gen", NULL, 40},
+    {"/admin/slow/5", "slow 5\n", 0},
+    {"/gen", NULL, 200},
+    {"/gen?again", NULL, 200},
+    {"/admin/slow/1", "slow 1\n", 0},
+    {"/gen", NULL, 40},
+};
+
+START_TEST(admin_slow_multiplies_the_latency_until_reset)
+{
+    static const char *const env[] = {"MODE=model", "MODEL_BASE_MS=40",
+                                      "MODEL_TOKEN_US=0", "MODEL_JITTER_PCT=0",
+                                      NULL};
+    struct harness_proc *echo = start_echo_env(env);
+
+    for (size_t i = 0; i < sizeof slow_steps / sizeof slow_steps[0]; i++) {
+        struct harness_http_response rs;
+        long ms = slow_steps[i].ms;
+
+        model_ask(echo->port, slow_steps[i].path, NULL, NULL, &rs);
+        ck_assert_msg(rs.status == 200, "step %zu %s: status %d", i,
+                      slow_steps[i].path, rs.status);
+        if (slow_steps[i].body != NULL) {
+            ck_assert_str_eq(rs.body, slow_steps[i].body);
+            ck_assert_int_eq(field_number(&rs, "X-Model-Ms"), -1);
+        } else {
+            ck_assert_msg(field_number(&rs, "X-Model-Ms") == ms,
+                          "step %zu %s: X-Model-Ms %ld, want %ld", i,
+                          slow_steps[i].path, field_number(&rs, "X-Model-Ms"),
+                          ms);
+            ck_assert_msg(rs.elapsed_ms >= ms * 95 / 100 &&
+                              rs.elapsed_ms < ms + HARNESS_PROMPT_MS,
+                          "step %zu %s: %ld ms for X-Model-Ms %ld", i,
+                          slow_steps[i].path, rs.elapsed_ms, ms);
+        }
+        harness_http_response_free(&rs);
+    }
+    harness_stop(echo);
+}
+END_TEST
+
+/*
+ * MODEL_CAPACITY=1 and two requests at once: the second to start finds 2
+ * active, so its latency doubles.  Whatever the order the two start in,
+ * and even if the first were done before the second began, the pair
+ * cannot be done in less than two base latencies; one alone takes one.
+ */
+START_TEST(model_past_its_capacity_slows_down)
+{
+    enum { BASE = 150 };
+    static const char req[] = "GET /gen HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n";
+    static const char *const env[] = {"MODE=model",       "MODEL_BASE_MS=150",
+                                      "MODEL_TOKEN_US=0", "MODEL_JITTER_PCT=0",
+                                      "MODEL_CAPACITY=1", NULL};
+    struct harness_proc *echo = start_echo_env(env);
+    struct harness_http_response one, a, b;
+    long start, pair;
+    int fa, fb;
+
+    model_ask(echo->port, "/gen", NULL, NULL, &one);
+    ck_assert_int_eq(one.status, 200);
+    ck_assert_int_eq(field_number(&one, "X-Model-Ms"), BASE);
+    harness_http_response_free(&one);
+
+    fa = harness_connect(echo->port);
+    fb = harness_connect(echo->port);
+    ck_assert_msg(fa >= 0 && fb >= 0, "connect echo: %s", strerror(errno));
+    start = harness_now_ms();
+    ck_assert(harness_send_all(fa, req, sizeof req - 1) == 0);
+    ck_assert_msg(harness_http_raw(fb, req, sizeof req - 1, &b) == 0, "b: %s",
+                  harness_end_name(b.end));
+    ck_assert_msg(harness_http_raw(fa, "", 0, &a) == 0, "a: %s",
+                  harness_end_name(a.end));
+    pair = harness_now_ms() - start;
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_int_eq(b.status, 200);
+    ck_assert_msg(pair >= 2 * BASE * 95 / 100 &&
+                      pair < 2 * BASE + HARNESS_PROMPT_MS,
+                  "the pair took %ld ms (X-Model-Ms %ld and %ld), one alone "
+                  "%d",
+                  pair, field_number(&a, "X-Model-Ms"),
+                  field_number(&b, "X-Model-Ms"), BASE);
+    harness_http_response_free(&a);
+    harness_http_response_free(&b);
+    close(fa);
+    close(fb);
+    harness_stop(echo);
+}
+END_TEST
+
+static const char *const bad_model_requests[] = {
+    "GET /admin/slow/0 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /admin/slow/1001 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /admin/slow/x HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /admin/slow/-1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /admin/slow/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /gen HTTP/1.1\r\nHost: x\r\nX-Token-Estimate: abc\r\n\r\n",
+    "GET /gen HTTP/1.1\r\nHost: x\r\nX-Token-Estimate: 1000001\r\n\r\n",
+    "GET /gen HTTP/1.1\r\nHost: x\r\nX-Token-Estimate: -1\r\n\r\n",
+    "GET /gen HTTP/1.1\r\nHost: x\r\nX-Token-Estimate: 1.5\r\n\r\n",
+    "GET /gen HTTP/1.1\r\nHost: x\r\nX-Token-Estimate:\r\n\r\n",
+};
+
+/* A 400 and the close; the slow factor is as it was. */
+START_TEST(model_bad_request_gets_400)
+{
+    static const char *const env[] = {"MODE=model", "MODEL_BASE_MS=20",
+                                      "MODEL_TOKEN_US=0", "MODEL_JITTER_PCT=0",
+                                      NULL};
+    const char *req = bad_model_requests[_i];
+    struct harness_proc *echo = start_echo_env(env);
+    struct harness_http_response rs;
+    struct harness_buf rest = {0};
+    enum harness_end end;
+    int fd = harness_connect(echo->port);
+
+    ck_assert_msg(fd >= 0, "connect echo: %s", strerror(errno));
+    ck_assert_msg(harness_http_raw(fd, req, strlen(req), &rs) == 0,
+                  "no response to %s: %s", req, harness_end_name(rs.end));
+    ck_assert_msg(rs.status == 400, "%s: status %d", req, rs.status);
+    harness_http_response_free(&rs);
+    end = harness_read_to_end(fd, &rest, HARNESS_PROMPT_MS);
+    ck_assert_msg(end == HARNESS_EOF, "after the 400: %s",
+                  harness_end_name(end));
+    harness_buf_free(&rest);
+    close(fd);
+
+    model_ask(echo->port, "/gen", NULL, NULL, &rs);
+    ck_assert_int_eq(rs.status, 200);
+    ck_assert_int_eq(field_number(&rs, "X-Model-Ms"), 20);
+    harness_http_response_free(&rs);
+    harness_stop(echo);
+}
+END_TEST
+
+static const struct {
+    const char *var, *value;
+} bad_model_settings[] = {
+    {"MODEL_CAPACITY", "0"},       {"MODEL_CAPACITY", "100001"},
+    {"MODEL_JITTER_PCT", "91"},    {"MODEL_JITTER_PCT", ""},
+    {"MODEL_BASE_MS", "x"},        {"MODEL_BASE_MS", "60001"},
+    {"MODEL_TOKEN_US", "1000001"}, {"MODEL_TOKEN_US", "-1"},
+    {"MODEL_SEED", "2147483648"},
+};
+
+/* The usual bad-setting contract: exit 2, no stdout, one stderr line. */
+START_TEST(model_bad_setting_exits_2_with_one_line)
+{
+    char bad[128], prefix[64], suffix[128];
+    const char *env[] = {"MODE=model", "PORT=0", bad, NULL};
+    struct harness_run r;
+    size_t plen, slen;
+
+    snprintf(bad, sizeof bad, "%s=%s", bad_model_settings[_i].var,
+             bad_model_settings[_i].value);
+    plen = (size_t)snprintf(prefix, sizeof prefix, CONTRACT_BAD_SETTING_HEAD,
+                            bad_model_settings[_i].var);
+    slen =
+        (size_t)snprintf(suffix, sizeof suffix, CONTRACT_BAD_SETTING_TAIL "\n",
+                         bad_model_settings[_i].value);
+    ck_assert_msg(harness_run(getenv("ECHO_BIN"), env, HARNESS_START_MS, &r) ==
+                      0,
+                  "%s: echo did not exit; stderr: %s", bad, r.err);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
+                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
+                  (unsigned)r.status, r.err);
+    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
+    ck_assert_msg(r.err_len > plen + slen &&
+                      strchr(r.err, '\n') == r.err + r.err_len - 1,
+                  "%s: want one line, got: %s", bad, r.err);
+    ck_assert_msg(strncmp(r.err, prefix, plen) == 0, "%s: want %s..., got: %s",
+                  bad, prefix, r.err);
+    ck_assert_msg(strcmp(r.err + r.err_len - slen, suffix) == 0,
+                  "%s: want ...%s, got: %s", bad, suffix, r.err);
+}
+END_TEST
+
+/* MODE=http reads no MODEL_* setting: a bad one does not stop it. */
+START_TEST(http_mode_ignores_model_settings)
+{
+    static const char *const env[] = {"MODE=http", "MODEL_CAPACITY=0", NULL};
+    struct harness_proc *echo = start_echo_env(env);
+    struct harness_http_response rs;
+    char want[128];
+
+    ck_assert_int_eq(harness_http_get(echo->port, "/gen", &rs), 0);
+    ck_assert_int_eq(rs.status, 200);
+    snprintf(want, sizeof want, ECHO_LINE, "GET", "/gen", echo->port);
+    ck_assert_str_eq(rs.body, want);
+    ck_assert_int_eq(field_number(&rs, "X-Model-Ms"), -1);
+    harness_http_response_free(&rs);
+    harness_stop(echo);
+}
+END_TEST
+
+/*
+ * The jitter is drawn from MODEL_SEED and the request's number: two echoes
+ * with one seed answer the same requests, in the same order, with the
+ * same X-Model-Ms, each within 30% of the base, and not all alike.
+ */
+START_TEST(model_jitter_is_reproducible_from_the_seed)
+{
+    enum { N = 3 };
+    static const char *const env[] = {"MODE=model",       "MODEL_BASE_MS=100",
+                                      "MODEL_TOKEN_US=0", "MODEL_JITTER_PCT=30",
+                                      "MODEL_SEED=12345", NULL};
+    struct harness_proc *echo[2];
+    long ms[2][N];
+
+    echo[0] = start_echo_env(env);
+    echo[1] = start_echo_env(env);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 2; k++) {
+            struct harness_http_response rs;
+
+            model_ask(echo[k]->port, "/gen", NULL, NULL, &rs);
+            ck_assert_int_eq(rs.status, 200);
+            ms[k][i] = field_number(&rs, "X-Model-Ms");
+            ck_assert_msg(ms[k][i] >= 70 && ms[k][i] <= 130,
+                          "echo %d request %d: X-Model-Ms %ld", k, i, ms[k][i]);
+            harness_http_response_free(&rs);
+        }
+        ck_assert_msg(ms[0][i] == ms[1][i],
+                      "request %d: X-Model-Ms %ld and %ld", i, ms[0][i],
+                      ms[1][i]);
+    }
+    ck_assert_msg(ms[0][0] != ms[0][1] || ms[0][1] != ms[0][2],
+                  "no jitter: X-Model-Ms %ld each time", ms[0][0]);
+    harness_stop(echo[0]);
+    harness_stop(echo[1]);
+}
+END_TEST
+
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 void
@@ -555,4 +962,17 @@ scenarios_00_echo(Suite *s)
     tcase_add_test(tc, x_echo_conn_numbers_the_connections);
     tcase_add_test(tc, an_unknown_transfer_coding_gets_501_and_a_close);
     tcase_add_test(tc, tcp_mode_echoes_every_byte_and_half_closes);
+
+    tc = harness_tcase(s, "echo-model", 1, "echo");
+    tcase_add_loop_test(tc, model_counts_tokens_from_the_estimate_or_the_body,
+                        0, COUNT(tokens));
+    tcase_add_loop_test(tc, model_sleeps_for_its_latency, 0, COUNT(latency));
+    tcase_add_test(tc, admin_slow_multiplies_the_latency_until_reset);
+    tcase_add_test(tc, model_past_its_capacity_slows_down);
+    tcase_add_loop_test(tc, model_bad_request_gets_400, 0,
+                        COUNT(bad_model_requests));
+    tcase_add_loop_test(tc, model_bad_setting_exits_2_with_one_line, 0,
+                        COUNT(bad_model_settings));
+    tcase_add_test(tc, http_mode_ignores_model_settings);
+    tcase_add_test(tc, model_jitter_is_reproducible_from_the_seed);
 }

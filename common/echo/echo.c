@@ -4,9 +4,13 @@
  * A small HTTP/1.1 server whose answers say who served them, plus a few
  * paths that misbehave on purpose (slow, large, dripping, unhealthy), so the
  * tests and the demo can watch a balancer cope.  MODE=tcp turns it into a
- * raw byte echo instead.  It is shaped like chapter 01 - blocking accept,
- * one thread per connection - so that reading it needs nothing new.  Its
- * requests are parsed by common/http.c, the parser chapter 10 proxies with.
+ * raw byte echo instead.  MODE=model is a fake inference server: the same
+ * paths, but any other one is a "model request" that sleeps for a latency
+ * grown by its tokens, by load past MODEL_CAPACITY and by /admin/slow, so
+ * that latency-aware routing has something worth balancing.  It is shaped
+ * like chapter 01 - blocking accept, one thread per connection - so that
+ * reading it needs nothing new.  Its requests are parsed by common/http.c,
+ * the parser chapter 10 proxies with.
  *
  * DESIGN: main() accepts and echo_spawn() hands the client fd, inside a
  * malloc'd struct echo_conn, to a new detached thread.  From then on that
@@ -17,8 +21,9 @@
  * client keeps its thread blocked in read() for as long as it stays
  * connected: a test backend can afford that.  The only state threads share
  * is struct echo_server: fields set before the first thread starts, the
- * /health flag, an atomic, and the count of connections, an atomic that
- * only main() changes.
+ * /health flag, an atomic, the count of connections, an atomic that only
+ * main() changes, and MODE=model's slow factor and counters, atomics too.
+ * A model request sleeps in its own thread and holds no lock.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +31,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +60,28 @@
 #define ECHO_LINGER_MS 2000         /* see echo_linger() */
 #define ECHO_PATTERN   (26 * 600)   /* /bytes chunk: whole a..z runs */
 
-enum echo_mode { ECHO_HTTP, ECHO_TCP }; /* the order of MODE's choices */
+#define ECHO_TOKENS_MAX 1000000 /* X-Token-Estimate, else 400 */
+#define ECHO_SLOW_MAX   1000    /* factor in /admin/slow/<factor> */
+
+enum echo_mode { ECHO_HTTP, ECHO_TCP, ECHO_MODEL };
+
+/* MODE's choices, in the order of enum echo_mode. */
+static const char *const echo_modes[] = {"http", "tcp", "model", NULL};
+
+/*
+ * MODE=model.  The settings are read once at start (echo_model_config);
+ * the atomics change while threads serve.
+ */
+struct echo_model {
+    unsigned long base_ms;    /* MODEL_BASE_MS: the latency of no tokens */
+    unsigned long token_us;   /* MODEL_TOKEN_US: what each token adds */
+    unsigned long capacity;   /* MODEL_CAPACITY: requests at full speed */
+    unsigned long jitter_pct; /* MODEL_JITTER_PCT: +- this much, at random */
+    uint64_t seed;            /* MODEL_SEED: the jitter's */
+    atomic_uint slow;         /* /admin/slow/<factor>; 1 is full speed */
+    atomic_ulong active;      /* model requests being served now */
+    atomic_ulong served;      /* model requests so far: the jitter's serial */
+};
 
 struct echo_server {
     unsigned port;       /* the real port, for X-Served-By */
@@ -62,6 +89,7 @@ struct echo_server {
     pthread_attr_t attr; /* detached, ECHO_STACK_SIZE */
     atomic_int down;     /* /health says 503 while set; any thread sets it */
     atomic_ulong conns;  /* connections accepted so far: X-Echo-Conn */
+    struct echo_model model; /* MODE=model only */
 };
 
 struct echo_conn {
@@ -362,10 +390,13 @@ echo_out(struct echo_conn *c, const void *p, size_t n)
     c->out_len += n;
 }
 
-/* Start a response whose body will be length bytes long. */
+/*
+ * Start a response whose body will be length bytes long; extra is more
+ * field lines, each ending in CRLF, or "".
+ */
 static void
-echo_out_head(struct echo_conn *c, const struct echo_req *rq, int status,
-              unsigned long long length)
+echo_out_head_with(struct echo_conn *c, const struct echo_req *rq, int status,
+                   unsigned long long length, const char *extra)
 {
     const char *conn = "";
     int n;
@@ -380,11 +411,18 @@ echo_out_head(struct echo_conn *c, const struct echo_req *rq, int status,
                  "Content-Length: %llu\r\n"
                  "X-Served-By: :%u\r\n"
                  "X-Echo-Conn: %lu\r\n"
-                 "%s\r\n",
+                 "%s%s\r\n",
                  status, http_reason(status), length, c->srv->port, c->serial,
-                 conn);
-    c->out_len += (size_t)n; /* a head is < 256 bytes and out[] was empty */
+                 extra, conn);
+    c->out_len += (size_t)n; /* a head is < 512 bytes and out[] was empty */
     c->drop_body = rq->no_body;
+}
+
+static void
+echo_out_head(struct echo_conn *c, const struct echo_req *rq, int status,
+              unsigned long long length)
+{
+    echo_out_head_with(c, rq, status, length, "");
 }
 
 static int
@@ -519,6 +557,132 @@ echo_path_arg(const char *path, size_t len, const char *prefix, size_t *arg_len)
     return path + n;
 }
 
+/*
+ * MODE=model.  A model request costs
+ *
+ *   ms = (MODEL_BASE_MS + tokens * MODEL_TOKEN_US / 1000) * slow * load
+ *        * (1 + j)
+ *
+ * rounded to a whole ms and capped at ECHO_MS_MAX.  slow is the factor of
+ * /admin/slow.  load is 1 while at most MODEL_CAPACITY model requests are
+ * served at once, this one included, and active / MODEL_CAPACITY past
+ * that: a saturated server is slower for everyone, as real ones are.  It
+ * is taken when the request starts.  j is uniform in [-MODEL_JITTER_PCT,
+ * +MODEL_JITTER_PCT] percent.
+ */
+
+/*
+ * A number in [0, 1]: the serial-th output of splitmix64 seeded with seed.
+ * That generator's state after n steps is seed + n * its constant, so a
+ * step is computed directly: threads share no generator state to race on,
+ * and a run with the same seed and the same order of requests draws the
+ * same numbers.
+ */
+static double
+echo_model_draw(uint64_t seed, uint64_t serial)
+{
+    uint64_t z = seed + serial * 0x9e3779b97f4a7c15ULL;
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) / (double)((1ULL << 53) - 1); /* top 53 bits */
+}
+
+/* The latency of a request of tokens; active counts it too. */
+static unsigned long long
+echo_model_ms(struct echo_model *m, unsigned long long tokens,
+              unsigned long active, unsigned long serial)
+{
+    double ms, load = 1.0, u, j;
+
+    ms = (double)m->base_ms + (double)tokens * (double)m->token_us / 1000.0;
+    if (active > m->capacity)
+        load = (double)active / (double)m->capacity;
+    u = echo_model_draw(m->seed, serial);
+    j = (2.0 * u - 1.0) * (double)m->jitter_pct / 100.0;
+    ms *= (double)atomic_load(&m->slow) * load * (1.0 + j);
+    /* Compared as a double: tokens * slow * load can overflow an integer. */
+    if (ms >= (double)ECHO_MS_MAX)
+        return ECHO_MS_MAX;
+    return (unsigned long long)(ms + 0.5);
+}
+
+/*
+ * The request's tokens: its X-Token-Estimate (the first one), else a
+ * guess from its body at 4 bytes a token, the rule of thumb for English
+ * text, and at least 1: even an empty prompt costs a step.
+ */
+static int
+echo_model_tokens(const struct echo_req *rq, unsigned long long *tokens)
+{
+    const struct http_msg *m = &rq->msg;
+    const struct http_field *f;
+    size_t i;
+
+    for (i = 0; i < m->nfields; i++) {
+        f = &m->fields[i];
+        if (!http_field_is(f, "X-Token-Estimate"))
+            continue;
+        if (echo_digits(f->value, f->value_len, ECHO_TOKENS_MAX, tokens) < 0)
+            return 400;
+        return 0;
+    }
+    *tokens = (rq->body_len + 3) / 4;
+    if (*tokens == 0)
+        *tokens = 1;
+    return 0;
+}
+
+/* "model :9001 tokens 3 ms 20\n", with X-Tokens and X-Model-Ms. */
+static int
+echo_send_model(struct echo_conn *c, const struct echo_req *rq,
+                unsigned long long tokens, unsigned long long ms)
+{
+    char extra[96], text[96];
+
+    snprintf(extra, sizeof(extra), "X-Tokens: %llu\r\nX-Model-Ms: %llu\r\n",
+             tokens, ms);
+    snprintf(text, sizeof(text), "model :%u tokens %llu ms %llu\n",
+             c->srv->port, tokens, ms);
+    echo_out_head_with(c, rq, 200, strlen(text), extra);
+    echo_out(c, text, strlen(text));
+    return echo_flush(c);
+}
+
+/* MODE=model's own paths: /admin/slow/<factor>; any other, a model request. */
+static int
+echo_model(struct echo_conn *c, const struct echo_req *rq, const char *path,
+           size_t len)
+{
+    struct echo_model *m = &c->srv->model;
+    unsigned long long tokens, ms, f;
+    unsigned long active, serial;
+    const char *arg;
+    size_t alen;
+    char text[32];
+    int rc;
+
+    if ((arg = echo_path_arg(path, len, "/admin/slow/", &alen)) != NULL) {
+        if (echo_digits(arg, alen, ECHO_SLOW_MAX, &f) < 0 || f == 0)
+            return 400;
+        atomic_store(&m->slow, (unsigned)f);
+        log_info("slow factor %llu set by %s", f, c->peer);
+        snprintf(text, sizeof(text), "slow %llu\n", f);
+        return echo_send_text(c, rq, 200, text);
+    }
+    if ((rc = echo_model_tokens(rq, &tokens)) != 0)
+        return rc;
+    /* Counted until the answer is out: a request holds its place meanwhile. */
+    active = atomic_fetch_add(&m->active, 1) + 1;
+    serial = atomic_fetch_add(&m->served, 1) + 1;
+    ms = echo_model_ms(m, tokens, active, serial);
+    echo_sleep_ms(ms);
+    rc = echo_send_model(c, rq, tokens, ms);
+    atomic_fetch_sub(&m->active, 1);
+    return rc;
+}
+
 /* Answer one request.  Routing looks at the path, without the query. */
 static int
 echo_route(struct echo_conn *c, const struct echo_req *rq)
@@ -566,6 +730,8 @@ echo_route(struct echo_conn *c, const struct echo_req *rq)
             return 400;
         return echo_send_drip(c, rq, n, ms);
     }
+    if (srv->mode == ECHO_MODEL)
+        return echo_model(c, rq, path, len);
     return echo_send_echo(c, rq);
 }
 
@@ -721,11 +887,25 @@ fail:
     close(fd);
 }
 
-/* PORT and MODE; exits 2 with the usual one line on a bad value. */
+/* MODE=model's settings, each with the usual exit 2 on a bad value. */
+static void
+echo_model_config(struct echo_model *m)
+{
+    m->base_ms = config_range("MODEL_BASE_MS", 20, 0, 60000);
+    m->token_us = config_range("MODEL_TOKEN_US", 100, 0, 1000000);
+    m->capacity = config_range("MODEL_CAPACITY", 8, 1, 100000);
+    m->jitter_pct = config_range("MODEL_JITTER_PCT", 10, 0, 90);
+    m->seed = config_range("MODEL_SEED", 1, 0, CONFIG_NUMBER_MAX);
+    log_info("model: MODEL_BASE_MS=%lu MODEL_TOKEN_US=%lu MODEL_CAPACITY=%lu "
+             "MODEL_JITTER_PCT=%lu MODEL_SEED=%llu",
+             m->base_ms, m->token_us, m->capacity, m->jitter_pct,
+             (unsigned long long)m->seed);
+}
+
+/* PORT, MODE and MODE=model's; exits 2 with the usual one line if bad. */
 static void
 echo_config(struct echo_server *srv, struct addr *a)
 {
-    static const char *const modes[] = {"http", "tcp", NULL};
     const char *v = getenv("PORT"), *why;
     unsigned long port = 9001;
 
@@ -735,7 +915,9 @@ echo_config(struct echo_server *srv, struct addr *a)
         config_fail("PORT",
                     strcmp(why, "too large") == 0 ? "port out of range" : why,
                     v);
-    srv->mode = (enum echo_mode)config_choice("MODE", "http", modes);
+    srv->mode = (enum echo_mode)config_choice("MODE", "http", echo_modes);
+    if (srv->mode == ECHO_MODEL)
+        echo_model_config(&srv->model);
     memset(a, 0, sizeof(*a));
     snprintf(a->text, sizeof(a->text), ":%lu", port);
     a->host[0] = '\0'; /* any address, IPv4 and IPv6 (net_listen) */
@@ -755,6 +937,9 @@ main(void)
     echo_config(&srv, &addr);
     atomic_init(&srv.down, 0);
     atomic_init(&srv.conns, 0);
+    atomic_init(&srv.model.slow, 1);
+    atomic_init(&srv.model.active, 0);
+    atomic_init(&srv.model.served, 0);
 
     /*
      * A write to a client that has gone away raises SIGPIPE, whose default
@@ -781,8 +966,7 @@ main(void)
     srv.port = net_port((struct sockaddr *)&self);
     printf("echo listening on :%u\n", srv.port);
     fflush(stdout);
-    log_info("echo listening on %s, mode %s", bound,
-             srv.mode == ECHO_TCP ? "tcp" : "http");
+    log_info("echo listening on %s, mode %s", bound, echo_modes[srv.mode]);
 
     for (;;) {
         peerlen = sizeof(peer);
