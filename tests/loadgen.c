@@ -7,6 +7,12 @@
  * the run ends within -d + -t + 1000 ms whatever the target does, even when
  * it is stopped with SIGSTOP.  One file, no common/: scripts build it alone.
  *
+ * Those workers are a closed loop: a slow target slows the requests down,
+ * and the latency it would have caused the requests never sent is hidden
+ * (coordinated omission).  -r is the open loop for benchmarking: requests
+ * arrive at a constant rate whatever the target does, each of a class drawn
+ * from -M, and each is timed from when it was due, not from when it went.
+ *
  * DESIGN: main() parses, resolves and opens -o, then starts one joinable
  * thread per worker (idle mode: one thread for every connection), each with
  * a struct lg_worker of its own.  A socket belongs to the worker that opened
@@ -17,15 +23,30 @@
  * ends when -d is over, -n is used up or stop is set, flushes its -o lines
  * and says it is done.  main() waits for that on a condition variable, but
  * never past the hard bound: then it prints what was counted, and exits.
+ *
+ * With -r the workers are -c senders and one scheduler, started last.  The
+ * scheduler alone draws from the seeded generator and keeps the clock: at
+ * each arrival's due time it hands a struct lg_job to a waiting sender
+ * through struct lg_queue, or, when all -c are busy, counts it dropped - an
+ * arrival never waits for a sender, or the client would hide the overload
+ * it is there to show.  A sender runs the job to its end (due + -t at most)
+ * and waits again.  When -d is over the scheduler closes the queue, and each
+ * sender ends once it has no job; both then say they are done as above.
+ * Each request opens its own connection, as get mode does: no request
+ * waits behind another's slow reply, and a balancer places every one.  -k
+ * keeps a connection per sender instead, which high rates need: a new
+ * connection per request leaves a TIME_WAIT port each.
  */
 #define _GNU_SOURCE /* POLLRDHUP and memmem(), both Linux's */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +72,14 @@
 #define LG_RETRY_MS   10      /* pause after a failed connect, see below */
 #define LG_GRACE_MS   700     /* main() waits -d + -t + this at most */
 #define LG_PACE_US    1000000 /* idle mode opens its connections in 1 s */
+
+/* -r's bounds; a class's name goes into a header, its path into a request. */
+#define LG_RATE_MAX   1000000             /* requests per second */
+#define LG_CLASS_MAX  16                  /* -M classes */
+#define LG_NAME_MAX   32                  /* a class's name */
+#define LG_WEIGHT_MAX 1000000             /* a class's weight */
+#define LG_TOKENS_MAX 1000000000          /* a class's tokens */
+#define LG_REQ_SIZE   (LG_PATH_MAX + 256) /* a request: path and headers */
 
 /*
  * Latencies go into a histogram, not a list, so a long soak needs no more
@@ -78,6 +107,22 @@ enum lg_outcome {
 static const char *const lg_out_names[] = {"ok",  "connect", "reset",
                                            "eof", "timeout", "bad"};
 
+/*
+ * What -r reports per class, in the order of its lines.  Shed is a 503: the
+ * target chose to refuse, which a latency-aware balancer may do on purpose,
+ * so it is not an error.  Dropped never left the client: see lg_arrive().
+ */
+enum lg_result {
+    LG_RES_OK,
+    LG_RES_SHED,
+    LG_RES_ERROR,
+    LG_RES_TIMEOUT,
+    LG_RES_DROPPED,
+    LG_RES_COUNT
+};
+static const char *const lg_res_names[] = {"ok", "shed", "errors", "timeouts",
+                                           "dropped"};
+
 struct lg_opts {
     enum lg_mode mode;    /* -m */
     long long conc;       /* -c */
@@ -87,6 +132,48 @@ struct lg_opts {
     const char *path;     /* -p */
     long long timeout_ms; /* -t */
     const char *out_path; /* -o, or NULL */
+    long long rate;       /* -r, 0 for the closed loop */
+    const char *mix;      /* -M, or NULL */
+    long long seed;       /* -S */
+    int seeded;           /* -S was given */
+};
+
+/*
+ * One request class of -r: a -M entry, or "all" asking for -p.  The counts
+ * and the histogram make the class's line of the report.
+ */
+struct lg_class {
+    /* Set by main() before the first thread starts; read-only after. */
+    char name[LG_NAME_MAX + 1];
+    char path[LG_PATH_MAX + 1];
+    long long weight, tok_lo, tok_hi;
+
+    /* Updated by any thread without a lock. */
+    atomic_ullong res[LG_RES_COUNT];
+    atomic_ullong max_us;             /* the slowest ok */
+    atomic_ullong hist[LG_HIST_SIZE]; /* ok latencies, from the due time */
+};
+
+/* One arrival of -r, from the scheduler to a sender. */
+struct lg_job {
+    long long due; /* CLOCK_MONOTONIC us: its latency starts here */
+    int cls;       /* index in run->cls */
+    long long tokens;
+};
+
+/*
+ * -r's hand-off.  A job is queued only for a sender already waiting (count
+ * never passes idle), so it starts at once: the ring is a mailbox, not a
+ * backlog, and cap = -c is all it can ever hold.
+ */
+struct lg_queue {
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t job;   /* a job was queued, or the queue closed */
+    pthread_cond_t ready; /* every sender is waiting: arrivals may begin */
+    struct lg_job *jobs;  /* a ring of cap */
+    size_t cap, head, count;
+    size_t idle; /* senders waiting in lg_queue_take() */
+    int closed;  /* no more jobs: the senders end */
 };
 
 struct lg_run {
@@ -99,16 +186,27 @@ struct lg_run {
     long long t0;  /* CLOCK_MONOTONIC us when the workers start */
     long long end; /* t0 + -d: no request starts after it */
 
+    /* -r's, set by main() too. */
+    struct lg_class *cls; /* ncls of them */
+    int ncls;
+    long long weight_sum; /* of cls[].weight */
+    size_t senders;       /* the -c sender threads */
+
     /* Updated by any worker without a lock. */
     atomic_llong claimed; /* requests started, for -n */
     atomic_int stop;      /* main() gave up starting workers */
     atomic_ullong count[LG_OUT_COUNT];
     atomic_ullong hist[LG_HIST_SIZE]; /* ok latencies, see lg_hist_index() */
+    atomic_llong rate_t0;             /* -r: when arrival 0 was due, or 0 */
+    atomic_llong rate_t1;             /* -r: when the arrivals ended */
+    atomic_llong arrived;             /* -r: arrivals, sent or dropped */
 
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t cond;  /* signalled as each worker ends */
     int done;             /* workers ended */
     FILE *out;            /* -o; NULL once main() has closed it */
+
+    struct lg_queue queue; /* -r: has its own lock */
 };
 
 /* One connection of idle mode. */
@@ -126,6 +224,7 @@ struct lg_worker {
     size_t out_len;             /* bytes in out[] not written yet */
     char out[LG_OUT_SIZE];      /* -o lines */
     char buf[LG_BUF_SIZE];      /* what we read */
+    char req[LG_REQ_SIZE];      /* -r: a sender's request */
 };
 
 /* What lg_read_response() learnt from a response head. */
@@ -144,7 +243,7 @@ lg_usage(FILE *f)
     fputs(
         "usage: loadgen [-m MODE] [-c N] [-d MS] [-n N] [-k] [-p PATH] "
         "[-t MS]\n"
-        "               [-o FILE] HOST:PORT\n"
+        "               [-o FILE] [-r RATE [-M MIX] [-S SEED]] HOST:PORT\n"
         "  -m MODE  get (default): HTTP/1.1 GET requests, one after the "
         "other;\n"
         "           idle: hold -c connections that send nothing until -d "
@@ -152,19 +251,34 @@ lg_usage(FILE *f)
         "           reset: send a GET, read 1 KiB of the reply, reset;\n"
         "           halfopen: send a GET, shut down writing, read to EOF;\n"
         "           noread: send a GET, never read, hold until -d ends\n"
-        "  -c N     workers (connections in idle mode), 1..5000, default 16\n"
+        "  -c N     workers (connections in idle mode), 1..5000, default 16;\n"
+        "           with -r, senders: the most requests outstanding\n"
         "  -d MS    run time, default 5000; loadgen ends within -d + -t + "
         "1000 ms\n"
         "  -n N     stop after N requests in all, default 0 (no limit)\n"
-        "  -k       keep-alive: reuse the connection (get mode)\n"
+        "  -k       keep-alive: reuse the connection (get mode, -r senders)\n"
         "  -p PATH  request path, default /\n"
         "  -t MS    per-request timeout, connect + whole response, default "
         "2000\n"
         "  -o FILE  one line per event: <start_us> <end_us> <outcome> "
         "<served_by>\n"
-        "Outcomes: ok connect reset eof timeout bad.  Prints one line,\n"
+        "  -r RATE  open loop, get mode: RATE requests/s in all, 1..1000000,\n"
+        "           each timed from when it was due, -t its deadline; an\n"
+        "           arrival that finds all -c senders busy is dropped\n"
+        "  -M MIX   -r's classes, NAME:PATH:WEIGHT:TOKENS[,...], TOKENS N or\n"
+        "           LO-HI; a request sends X-Request-Class: NAME and\n"
+        "           X-Token-Estimate.  Default: class all, -p, neither header\n"
+        "  -S SEED  -M's generator, default 1: a seed gives one request "
+        "sequence\n"
+        "Outcomes: ok connect reset eof timeout bad (-o: dropped too).  "
+        "Prints\n"
         "  loadgen: requests N ok N connect N reset N eof N timeout N bad N "
         "p50_ms F p99_ms F\n"
+        "with -r then a line per class and a total (ok 2xx, shed 503):\n"
+        "  class=NAME sent=N ok=N shed=N errors=N timeouts=N dropped=N "
+        "p50_ms=F\n"
+        "    p99_ms=F max_ms=F\n"
+        "  total offered_rps=F goodput_rps=F sent=N ... max_ms=F\n"
         "and exits 0 when it ran, 2 on a bad option, 1 if it could not run.\n",
         f);
 }
@@ -521,8 +635,22 @@ lg_flush(struct lg_worker *w)
     w->out_len = 0;
 }
 
-/* One event, from start_* to now. */
+/* One -o line, if there is a -o. */
 static void
+lg_event(struct lg_worker *w, long long start_rt, long long end_rt,
+         const char *what, unsigned served_by)
+{
+    if (w->run->opt.out_path == NULL)
+        return;
+    if (w->out_len + LG_LINE_MAX > sizeof(w->out))
+        lg_flush(w);
+    w->out_len += (size_t)snprintf(
+        w->out + w->out_len, sizeof(w->out) - w->out_len, "%lld %lld %s %u\n",
+        start_rt, end_rt, what, served_by);
+}
+
+/* One event, from start_* to now.  Returns its latency in us. */
+static long long
 lg_record(struct lg_worker *w, enum lg_outcome o, long long start_rt,
           long long start_mono, unsigned served_by)
 {
@@ -535,13 +663,8 @@ lg_record(struct lg_worker *w, enum lg_outcome o, long long start_rt,
     atomic_fetch_add_explicit(&run->count[o], 1, memory_order_relaxed);
     if (o == LG_OUT_OK)
         atomic_fetch_add_explicit(&run->hist[bucket], 1, memory_order_relaxed);
-    if (run->opt.out_path == NULL)
-        return;
-    if (w->out_len + LG_LINE_MAX > sizeof(w->out))
-        lg_flush(w);
-    w->out_len += (size_t)snprintf(
-        w->out + w->out_len, sizeof(w->out) - w->out_len, "%lld %lld %s %u\n",
-        start_rt, end_rt, lg_out_names[o], served_by);
+    lg_event(w, start_rt, end_rt, lg_out_names[o], served_by);
+    return end_mono - start_mono;
 }
 
 /* May another request start?  Claims it for -n if so. */
@@ -572,25 +695,24 @@ lg_pause(const struct lg_run *run, long long ms)
 }
 
 /*
- * Get mode's request: connect unless -k kept a connection, send, read the
- * response.  Whatever is not a clean ok closes the connection, as does a
- * response that asked for it or ran to EOF.
+ * Get mode's request, and -r's: connect unless -k kept a connection, send
+ * req, read the response into rs.  Whatever is not a clean ok closes the
+ * connection, as does a response that asked for it or ran to EOF.
  */
 static enum lg_outcome
-lg_get_one(struct lg_worker *w, int *fdp, long long deadline, unsigned *served)
+lg_get_one(struct lg_worker *w, int *fdp, const char *req, size_t req_len,
+           long long deadline, struct lg_resp *rs)
 {
     struct lg_run *run = w->run;
-    struct lg_resp rs;
     enum lg_outcome o;
 
-    memset(&rs, 0, sizeof(rs));
+    memset(rs, 0, sizeof(*rs));
     if (*fdp < 0 && (o = lg_connect(run, deadline, fdp)) != LG_OUT_OK)
         return o;
-    o = lg_send_all(*fdp, run->req, run->req_len, deadline);
+    o = lg_send_all(*fdp, req, req_len, deadline);
     if (o == LG_OUT_OK)
-        o = lg_read_response(w, *fdp, deadline, 0, &rs);
-    *served = rs.served_by;
-    if (o != LG_OUT_OK || !run->opt.keep || rs.conn_close || rs.to_eof) {
+        o = lg_read_response(w, *fdp, deadline, 0, rs);
+    if (o != LG_OUT_OK || !run->opt.keep || rs->conn_close || rs->to_eof) {
         close(*fdp);
         *fdp = -1;
     }
@@ -702,6 +824,7 @@ lg_worker_main(void *arg)
     struct lg_worker *w = arg;
     struct lg_run *run = w->run;
     long long start_rt, start_mono, deadline;
+    struct lg_resp rs;
     enum lg_outcome o;
     unsigned served;
     int fd = -1; /* get mode's kept connection */
@@ -713,7 +836,8 @@ lg_worker_main(void *arg)
         served = 0;
         switch (run->opt.mode) {
         case LG_GET:
-            o = lg_get_one(w, &fd, deadline, &served);
+            o = lg_get_one(w, &fd, run->req, run->req_len, deadline, &rs);
+            served = rs.served_by;
             break;
         case LG_RESET:
             o = lg_reset_one(w, deadline, &served);
@@ -860,9 +984,290 @@ lg_idle_main(void *arg)
     return NULL;
 }
 
-/* Nearest-rank percentile of the ok latencies, in milliseconds. */
+/* A CLOCK_MONOTONIC instant in us, as the struct timespec waits take. */
+static struct timespec
+lg_timespec(long long us)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(us / 1000000);
+    ts.tv_nsec = (long)(us % 1000000) * 1000;
+    return ts;
+}
+
+/* The CLOCK_REALTIME of a CLOCK_MONOTONIC instant not long past, for -o. */
+static long long
+lg_realtime_of(long long mono)
+{
+    return lg_clock_us(CLOCK_REALTIME) - (lg_clock_us(CLOCK_MONOTONIC) - mono);
+}
+
+/*
+ * splitmix64: small, seeded, and the same on every libc, which rand() is
+ * not.  Only the scheduler draws from it, so one -S gives the same classes
+ * and tokens in the same order however the senders happen to run.
+ */
+static uint64_t
+lg_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/*
+ * An arrival's class, by weight, and its tokens.  The modulo's bias is
+ * below 2^-33 for weights and token ranges this small (2^24, 2^30).
+ */
+static void
+lg_pick(const struct lg_run *run, uint64_t *rng, struct lg_job *job)
+{
+    long long r = (long long)(lg_rand(rng) % (uint64_t)run->weight_sum);
+    const struct lg_class *c;
+    int i;
+
+    for (i = 0; i < run->ncls - 1 && r >= run->cls[i].weight; i++)
+        r -= run->cls[i].weight;
+    c = &run->cls[i];
+    job->cls = i;
+    job->tokens =
+        c->tok_lo +
+        (long long)(lg_rand(rng) % (uint64_t)(c->tok_hi - c->tok_lo + 1));
+}
+
+/*
+ * A sender waits here for its next job.  Returns 0 with *job, or -1 once
+ * the queue is closed and empty: the sender's end.  The last sender to
+ * wait wakes the scheduler, which holds arrival 0 until they all do.
+ */
+static int
+lg_queue_take(struct lg_run *run, struct lg_job *job)
+{
+    struct lg_queue *q = &run->queue;
+    int rv = -1;
+
+    pthread_mutex_lock(&q->lock);
+    if (++q->idle == run->senders)
+        pthread_cond_signal(&q->ready);
+    while (q->count == 0 && !q->closed)
+        pthread_cond_wait(&q->job, &q->lock);
+    if (q->count > 0) {
+        *job = q->jobs[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        rv = 0;
+    }
+    q->idle--;
+    pthread_mutex_unlock(&q->lock);
+    return rv;
+}
+
+/* Give job to a sender that is waiting.  Returns -1 when none is. */
+static int
+lg_queue_put(struct lg_run *run, const struct lg_job *job)
+{
+    struct lg_queue *q = &run->queue;
+    int rv = -1;
+
+    pthread_mutex_lock(&q->lock);
+    if (q->idle > q->count) {
+        q->jobs[(q->head + q->count) % q->cap] = *job;
+        q->count++;
+        pthread_cond_signal(&q->job);
+        rv = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return rv;
+}
+
+/* No more jobs: each sender ends as it next waits, as does lg_queue_ready(). */
+static void
+lg_queue_close(struct lg_run *run)
+{
+    struct lg_queue *q = &run->queue;
+
+    pthread_mutex_lock(&q->lock);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->job);
+    pthread_cond_broadcast(&q->ready);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/*
+ * Wait until every sender waits for work: arrival 0 would otherwise find
+ * some still starting, and be dropped for it.  Returns the time the
+ * arrivals begin, or -1 if the run ended (or was stopped) first.
+ */
+static long long
+lg_queue_ready(struct lg_run *run)
+{
+    struct lg_queue *q = &run->queue;
+    struct timespec ts = lg_timespec(run->end);
+    int rv = 0, ready;
+
+    pthread_mutex_lock(&q->lock);
+    while (q->idle < run->senders && !q->closed && rv != ETIMEDOUT)
+        rv = pthread_cond_timedwait(&q->ready, &q->lock, &ts);
+    ready = q->idle == run->senders && !q->closed;
+    pthread_mutex_unlock(&q->lock);
+    if (!ready || atomic_load(&run->stop))
+        return -1;
+    return lg_clock_us(CLOCK_MONOTONIC);
+}
+
+/*
+ * One arrival, due now or just past: its class, then a waiting sender, or
+ * it is dropped.  Dropped, not queued: an arrival waiting for a busy
+ * sender would go late, and the client, not the target, would have closed
+ * the loop again.  A drop is counted, and is an event of -o.
+ */
+static void
+lg_arrive(struct lg_worker *w, uint64_t *rng, long long due)
+{
+    struct lg_run *run = w->run;
+    struct lg_job job;
+    long long rt;
+
+    lg_pick(run, rng, &job);
+    job.due = due;
+    atomic_fetch_add_explicit(&run->arrived, 1, memory_order_relaxed);
+    if (lg_queue_put(run, &job) == 0)
+        return;
+    atomic_fetch_add_explicit(&run->cls[job.cls].res[LG_RES_DROPPED], 1,
+                              memory_order_relaxed);
+    rt = lg_realtime_of(due);
+    lg_event(w, rt, rt, "dropped", 0);
+}
+
+/* Sleep until the CLOCK_MONOTONIC instant us; at once if it is past. */
+static void
+lg_sleep_until(long long us)
+{
+    struct timespec ts = lg_timespec(us);
+
+    /* clock_nanosleep() returns the error, and leaves errno alone. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/*
+ * The scheduler: arrival i is due at t + i / RATE, t being when the
+ * senders are all waiting, until -d ends or -n arrivals were made.  Each
+ * sleep is to an absolute due time, so the rate does not drift; a late
+ * wake-up sends the arrivals already due at once, timed from when they
+ * were due, so the lateness is counted rather than hidden.
+ */
+static void *
+lg_sched_main(void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_run *run = w->run;
+    uint64_t rng = (uint64_t)run->opt.seed;
+    long long t, due, i;
+
+    if ((t = lg_queue_ready(run)) >= 0) {
+        atomic_store(&run->rate_t0, t);
+        for (i = 0;; i++) {
+            due = t + i * 1000000 / run->opt.rate;
+            if (due >= run->end || atomic_load(&run->stop) ||
+                (run->opt.max_req != 0 && i >= run->opt.max_req))
+                break;
+            lg_sleep_until(due);
+            lg_arrive(w, &rng, due);
+        }
+        atomic_store(&run->rate_t1, due < run->end ? due : run->end);
+    }
+    lg_queue_close(run);
+    lg_finish(w);
+    return NULL;
+}
+
+/* A -r request: GET the class's path, with -M's headers if there is a -M. */
+static size_t
+lg_rate_request(struct lg_worker *w, const struct lg_job *job)
+{
+    const struct lg_run *run = w->run;
+    const struct lg_class *c = &run->cls[job->cls];
+    size_t n;
+
+    n = (size_t)snprintf(w->req, sizeof(w->req),
+                         "GET %s HTTP/1.1\r\nHost: x\r\n", c->path);
+    if (run->opt.mix != NULL)
+        n += (size_t)snprintf(w->req + n, sizeof(w->req) - n,
+                              "X-Request-Class: %s\r\n"
+                              "X-Token-Estimate: %lld\r\n",
+                              c->name, job->tokens);
+    n += (size_t)snprintf(w->req + n, sizeof(w->req) - n, "%s\r\n",
+                          run->opt.keep ? "" : "Connection: close\r\n");
+    return n;
+}
+
+/* Count a finished -r request in its class: ok, shed (503) or failed. */
+static void
+lg_class_count(struct lg_class *c, enum lg_outcome o, int status, long long us)
+{
+    unsigned long long max, v = (unsigned long long)us;
+    enum lg_result r;
+
+    if (o == LG_OUT_OK)
+        r = LG_RES_OK;
+    else if (o == LG_OUT_BAD && status == 503)
+        r = LG_RES_SHED;
+    else if (o == LG_OUT_TIMEOUT)
+        r = LG_RES_TIMEOUT;
+    else
+        r = LG_RES_ERROR; /* connect (timed out too), reset, eof, bad */
+    atomic_fetch_add_explicit(&c->res[r], 1, memory_order_relaxed);
+    if (r != LG_RES_OK)
+        return;
+    atomic_fetch_add_explicit(&c->hist[lg_hist_index(v)], 1,
+                              memory_order_relaxed);
+    max = atomic_load_explicit(&c->max_us, memory_order_relaxed);
+    while (max < v && !atomic_compare_exchange_weak(&c->max_us, &max, v))
+        ; /* another sender moved it: max is its value now, compare again */
+}
+
+/*
+ * One -r job.  Its deadline, like its latency, runs from its due time.  No
+ * pause after a refused connect, as the closed loop takes: here the rate,
+ * not the sender, decides when the next request goes.
+ */
+static void
+lg_rate_one(struct lg_worker *w, const struct lg_job *job, int *fdp)
+{
+    struct lg_run *run = w->run;
+    long long start_rt = lg_realtime_of(job->due), us;
+    size_t len = lg_rate_request(w, job);
+    struct lg_resp rs;
+    enum lg_outcome o;
+
+    o = lg_get_one(w, fdp, w->req, len, job->due + run->opt.timeout_ms * 1000,
+                   &rs);
+    us = lg_record(w, o, start_rt, job->due, rs.served_by);
+    lg_class_count(&run->cls[job->cls], o, rs.status, us);
+}
+
+/* A -r sender: one job at a time, until the queue closes. */
+static void *
+lg_sender_main(void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_job job;
+    int fd = -1; /* -k's kept connection */
+
+    while (lg_queue_take(w->run, &job) == 0)
+        lg_rate_one(w, &job, &fd);
+    if (fd >= 0)
+        close(fd);
+    lg_finish(w);
+    return NULL;
+}
+
+/* Nearest-rank percentile of a histogram of total, in milliseconds. */
 static double
-lg_percentile_ms(struct lg_run *run, unsigned long long total, unsigned pct)
+lg_percentile_ms(atomic_ullong *hist, unsigned long long total, unsigned pct)
 {
     unsigned long long rank, seen = 0;
     size_t i;
@@ -871,7 +1276,7 @@ lg_percentile_ms(struct lg_run *run, unsigned long long total, unsigned pct)
         return 0;
     rank = (total * pct + 99) / 100;
     for (i = 0; i < LG_HIST_SIZE; i++)
-        if ((seen += atomic_load(&run->hist[i])) >= rank)
+        if ((seen += atomic_load(&hist[i])) >= rank)
             break;
     return lg_hist_us(i < LG_HIST_SIZE ? i : LG_HIST_SIZE - 1) / 1000;
 }
@@ -888,8 +1293,67 @@ lg_summary(struct lg_run *run)
            "timeout %llu bad %llu p50_ms %.2f p99_ms %.2f\n",
            all, n[LG_OUT_OK], n[LG_OUT_CONNECT], n[LG_OUT_RESET], n[LG_OUT_EOF],
            n[LG_OUT_TIMEOUT], n[LG_OUT_BAD],
-           lg_percentile_ms(run, n[LG_OUT_OK], 50),
-           lg_percentile_ms(run, n[LG_OUT_OK], 99));
+           lg_percentile_ms(run->hist, n[LG_OUT_OK], 50),
+           lg_percentile_ms(run->hist, n[LG_OUT_OK], 99));
+    fflush(stdout);
+}
+
+/*
+ * A percentile of -r's, no more than the max: a bucket's middle may lie
+ * past the slowest latency in it, and p99 > max would read as a bug.
+ */
+static double
+lg_rate_ms(atomic_ullong *hist, unsigned long long total, unsigned pct,
+           unsigned long long max_us)
+{
+    double ms = lg_percentile_ms(hist, total, pct);
+
+    return ms < (double)max_us / 1000 ? ms : (double)max_us / 1000;
+}
+
+/* The keys every -r line ends with: the counts, then the ok latencies. */
+static void
+lg_rate_counts(const unsigned long long *n, atomic_ullong *hist,
+               unsigned long long max_us)
+{
+    size_t i;
+
+    printf(" sent=%llu",
+           n[LG_RES_OK] + n[LG_RES_SHED] + n[LG_RES_ERROR] + n[LG_RES_TIMEOUT]);
+    for (i = 0; i < LG_RES_COUNT; i++)
+        printf(" %s=%llu", lg_res_names[i], n[i]);
+    printf(" p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+           lg_rate_ms(hist, n[LG_RES_OK], 50, max_us),
+           lg_rate_ms(hist, n[LG_RES_OK], 99, max_us), (double)max_us / 1000);
+}
+
+/*
+ * -r's report, after the summary line: a line per class, then the total.
+ * The rates are per second of the arrivals' window, from arrival 0 to the
+ * end of -d (or of -n's arrivals).
+ */
+static void
+lg_rate_summary(struct lg_run *run)
+{
+    unsigned long long n[LG_RES_COUNT], all[LG_RES_COUNT] = {0};
+    unsigned long long max, all_max = 0;
+    long long t0 = atomic_load(&run->rate_t0), t1 = atomic_load(&run->rate_t1);
+    double secs = t0 > 0 && t1 > t0 ? (double)(t1 - t0) / 1e6 : 0;
+    size_t i;
+    int c;
+
+    for (c = 0; c < run->ncls; c++) {
+        for (i = 0; i < LG_RES_COUNT; i++)
+            all[i] += n[i] = atomic_load(&run->cls[c].res[i]);
+        max = atomic_load(&run->cls[c].max_us);
+        all_max = max > all_max ? max : all_max;
+        printf("class=%s", run->cls[c].name);
+        lg_rate_counts(n, run->cls[c].hist, max);
+    }
+    printf("total offered_rps=%.1f goodput_rps=%.1f",
+           secs > 0 ? (double)atomic_load(&run->arrived) / secs : 0,
+           secs > 0 ? (double)all[LG_RES_OK] / secs : 0);
+    lg_rate_counts(all, run->hist, all_max);
     fflush(stdout);
 }
 
@@ -904,8 +1368,9 @@ lg_options(int argc, char **argv, struct lg_opts *o, const char **target)
     o->dur_ms = 5000;
     o->path = "/";
     o->timeout_ms = 2000;
+    o->seed = 1;
     opterr = 0; /* getopt's own messages would be a second stderr line */
-    while ((ch = getopt(argc, argv, ":m:c:d:n:kp:t:o:h")) != -1) {
+    while ((ch = getopt(argc, argv, ":m:c:d:n:kp:t:o:r:M:S:h")) != -1) {
         switch (ch) {
         case 'm':
             for (i = 0; i < sizeof(lg_mode_names) / sizeof(*lg_mode_names); i++)
@@ -944,6 +1409,19 @@ lg_options(int argc, char **argv, struct lg_opts *o, const char **target)
         case 'o':
             o->out_path = optarg;
             break;
+        case 'r':
+            if (lg_number(optarg, 1, LG_RATE_MAX, &o->rate) < 0)
+                lg_bad("-r %s: not a rate from 1 to 1000000 per second",
+                       optarg);
+            break;
+        case 'M':
+            o->mix = optarg; /* parsed by lg_rate_setup() */
+            break;
+        case 'S':
+            if (lg_number(optarg, 0, LLONG_MAX, &o->seed) < 0)
+                lg_bad("-S %s: not a seed (a number, 0 or more)", optarg);
+            o->seeded = 1;
+            break;
         case 'h':
             lg_usage(stdout);
             exit(0);
@@ -955,6 +1433,11 @@ lg_options(int argc, char **argv, struct lg_opts *o, const char **target)
     }
     if (argc - optind != 1)
         lg_bad("expected one HOST:PORT (-h for help)");
+    if (o->rate == 0 && (o->mix != NULL || o->seeded))
+        lg_bad("-M and -S go with -r (-h for help)");
+    if (o->rate != 0 && o->mode != LG_GET)
+        lg_bad("-r sends GETs: it does not go with -m %s",
+               lg_mode_names[o->mode]);
     *target = argv[optind];
 }
 
@@ -1004,6 +1487,133 @@ lg_request(struct lg_run *run)
         run->opt.path, close_it ? "Connection: close\r\n" : "");
 }
 
+/* [p, end) as lg_number() reads it: a field of -M. */
+static int
+lg_span_number(const char *p, const char *end, long long min, long long max,
+               long long *out)
+{
+    size_t len = (size_t)(end - p);
+    char num[24];
+
+    if (len >= sizeof(num))
+        return -1;
+    memcpy(num, p, len);
+    num[len] = '\0';
+    return lg_number(num, min, max, out);
+}
+
+/* The last ':' in [p, end), or NULL. */
+static const char *
+lg_last_colon(const char *p, const char *end)
+{
+    while (end > p)
+        if (*--end == ':')
+            return end;
+    return NULL;
+}
+
+/*
+ * One -M entry [p, end), NAME:PATH:WEIGHT:TOKENS.  NAME ends at the first
+ * colon, and WEIGHT and TOKENS are after the last two, so a PATH may hold
+ * colons of its own.  NAME goes into a header and into key=value output:
+ * letters, digits, '_', '.', '-' only.
+ */
+static int
+lg_class_parse(const char *p, const char *end, struct lg_class *c)
+{
+    const char *c1 = memchr(p, ':', (size_t)(end - p)), *c2, *c3, *dash;
+    size_t len, i;
+
+    if ((c3 = lg_last_colon(p, end)) == NULL ||
+        (c2 = lg_last_colon(p, c3)) == NULL || c2 <= c1)
+        return -1;
+    if ((len = (size_t)(c1 - p)) == 0 || len > LG_NAME_MAX)
+        return -1;
+    for (i = 0; i < len; i++)
+        if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_.-",
+                   p[i]) == NULL)
+            return -1;
+    memcpy(c->name, p, len);
+    c->name[len] = '\0';
+    if ((len = (size_t)(c2 - c1 - 1)) > LG_PATH_MAX)
+        return -1;
+    memcpy(c->path, c1 + 1, len);
+    c->path[len] = '\0';
+    if (c->path[0] != '/' || strpbrk(c->path, " \t\r\n") != NULL)
+        return -1;
+    if (lg_span_number(c2 + 1, c3, 1, LG_WEIGHT_MAX, &c->weight) < 0)
+        return -1;
+    if ((dash = memchr(c3 + 1, '-', (size_t)(end - c3 - 1))) == NULL)
+        dash = end; /* TOKENS is N: LO = HI = N */
+    if (lg_span_number(c3 + 1, dash, 0, LG_TOKENS_MAX, &c->tok_lo) < 0)
+        return -1;
+    c->tok_hi = c->tok_lo;
+    if (dash != end &&
+        lg_span_number(dash + 1, end, c->tok_lo, LG_TOKENS_MAX, &c->tok_hi) < 0)
+        return -1;
+    return 0;
+}
+
+/* -M's entries into run->cls, which has room for them.  Bad ones exit 2. */
+static void
+lg_mix_parse(struct lg_run *run)
+{
+    const char *p = run->opt.mix, *end;
+    int i, j;
+
+    for (i = 0; i < run->ncls; i++, p = end + 1) {
+        if ((end = strchr(p, ',')) == NULL)
+            end = p + strlen(p);
+        if (lg_class_parse(p, end, &run->cls[i]) < 0)
+            lg_bad("-M %.*s: not NAME:PATH:WEIGHT:TOKENS (TOKENS N or LO-HI)",
+                   (int)(end - p), p);
+        for (j = 0; j < i; j++)
+            if (strcmp(run->cls[j].name, run->cls[i].name) == 0)
+                lg_bad("-M: class %s twice", run->cls[i].name);
+    }
+}
+
+/*
+ * -r's classes - -M's, or the one class "all" asking for -p - and the
+ * queue's ring, one slot per sender.  Before any thread starts.
+ */
+static void
+lg_rate_setup(struct lg_run *run)
+{
+    const char *q;
+    size_t i;
+    int c;
+
+    run->ncls = 1;
+    for (q = run->opt.mix; q != NULL && *q != '\0'; q++)
+        run->ncls += *q == ',';
+    if (run->ncls > LG_CLASS_MAX)
+        lg_bad("-M: more than %d classes", LG_CLASS_MAX);
+    run->senders = (size_t)run->opt.conc;
+    run->queue.cap = run->senders;
+    if ((run->cls = calloc((size_t)run->ncls, sizeof(*run->cls))) == NULL ||
+        (run->queue.jobs = calloc(run->queue.cap, sizeof(struct lg_job))) ==
+            NULL)
+        lg_fatal("memory", strerror(errno));
+    if (run->opt.mix != NULL) {
+        lg_mix_parse(run);
+    } else {
+        snprintf(run->cls[0].name, sizeof(run->cls[0].name), "all");
+        snprintf(run->cls[0].path, sizeof(run->cls[0].path), "%s",
+                 run->opt.path);
+        run->cls[0].weight = 1;
+    }
+    for (c = 0; c < run->ncls; c++) {
+        run->weight_sum += run->cls[c].weight;
+        for (i = 0; i < LG_RES_COUNT; i++)
+            atomic_init(&run->cls[c].res[i], 0);
+        for (i = 0; i < LG_HIST_SIZE; i++)
+            atomic_init(&run->cls[c].hist[i], 0);
+        atomic_init(&run->cls[c].max_us, 0);
+    }
+}
+
 /*
  * Each worker may hold a socket, and idle mode holds -c of them: the usual
  * soft limit of 1024 would cut -c 5000 short.  The hard limit is ours to use.
@@ -1028,6 +1638,7 @@ main(int argc, char **argv)
     pthread_attr_t attr;
     struct timespec ts;
     const char *target;
+    void *(*start)(void *);
     long long i, nworkers, started, hard;
     int rv, joined, err = 0;
 
@@ -1036,12 +1647,17 @@ main(int argc, char **argv)
     lg_options(argc, argv, &run->opt, &target);
     lg_resolve(run, target);
     lg_request(run);
+    if (run->opt.rate != 0)
+        lg_rate_setup(run);
     for (i = 0; i < LG_OUT_COUNT; i++)
         atomic_init(&run->count[i], 0);
     for (i = 0; i < LG_HIST_SIZE; i++)
         atomic_init(&run->hist[i], 0);
     atomic_init(&run->claimed, 0);
     atomic_init(&run->stop, 0);
+    atomic_init(&run->rate_t0, 0);
+    atomic_init(&run->rate_t1, 0);
+    atomic_init(&run->arrived, 0);
 
     /* A send to a closed peer fails with EPIPE instead of killing us. */
     signal(SIGPIPE, SIG_IGN);
@@ -1054,11 +1670,16 @@ main(int argc, char **argv)
     if (pthread_mutex_init(&run->lock, NULL) != 0 ||
         pthread_condattr_init(&ca) != 0 ||
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&run->cond, &ca) != 0)
+        pthread_cond_init(&run->cond, &ca) != 0 ||
+        pthread_mutex_init(&run->queue.lock, NULL) != 0 ||
+        pthread_cond_init(&run->queue.job, &ca) != 0 ||
+        pthread_cond_init(&run->queue.ready, &ca) != 0)
         lg_fatal("pthread", "cannot set up the lock");
     pthread_condattr_destroy(&ca);
 
     nworkers = run->opt.mode == LG_IDLE ? 1 : run->opt.conc;
+    if (run->opt.rate != 0)
+        nworkers++; /* the scheduler, started after its senders */
     if ((workers = calloc((size_t)nworkers, sizeof(*workers))) == NULL)
         lg_fatal("memory", strerror(errno));
     for (i = 0; i < nworkers; i++)
@@ -1076,13 +1697,16 @@ main(int argc, char **argv)
     run->t0 = lg_clock_us(CLOCK_MONOTONIC);
     run->end = run->t0 + run->opt.dur_ms * 1000;
     for (started = 0; started < nworkers; started++) {
-        err = pthread_create(&workers[started].tid, &attr,
-                             run->opt.mode == LG_IDLE ? lg_idle_main
-                                                      : lg_worker_main,
+        if (run->opt.rate != 0)
+            start = started == nworkers - 1 ? lg_sched_main : lg_sender_main;
+        else
+            start = run->opt.mode == LG_IDLE ? lg_idle_main : lg_worker_main;
+        err = pthread_create(&workers[started].tid, &attr, start,
                              &workers[started]);
         if (err != 0) {
             /* Fewer workers than asked is not the run asked for: stop. */
             atomic_store(&run->stop, 1);
+            lg_queue_close(run); /* -r's senders wait on it, not on stop */
             break;
         }
     }
@@ -1114,6 +1738,8 @@ main(int argc, char **argv)
     if (err != 0)
         lg_fatal("pthread_create", strerror(err));
     lg_summary(run);
+    if (run->opt.rate != 0)
+        lg_rate_summary(run);
     /* A worker left behind at the bound may still use run: keep it. */
     if (!joined)
         return 0;
@@ -1122,6 +1748,11 @@ main(int argc, char **argv)
     free(workers[0].conns);
     free(workers[0].pfds);
     free(workers);
+    free(run->cls);
+    free(run->queue.jobs);
+    pthread_cond_destroy(&run->queue.ready);
+    pthread_cond_destroy(&run->queue.job);
+    pthread_mutex_destroy(&run->queue.lock);
     pthread_cond_destroy(&run->cond);
     pthread_mutex_destroy(&run->lock);
     free(run);
