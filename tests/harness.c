@@ -442,16 +442,15 @@ harness_run_argv(const char *const argv[], const char *const env[],
 }
 
 void
-harness_assert_config_error(const char *var, const char *value,
-                            const char *const env[], const char *reason)
+harness_assert_exits_2(const char *bin, const char *const env[],
+                       const char *var, const char *value, const char *reason)
 {
     char bad[512], prefix[64], suffix[512];
-    const char *all[16] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
-                           "LOG_LEVEL=info", HARNESS_METRICS_ENV};
+    const char *all[16];
     struct harness_run r;
-    size_t plen, slen, n = 4;
+    size_t plen, slen, n = 0;
 
-    /* Later entries win: env over the defaults, var=value over both. */
+    /* Later entries win: var=value over env. */
     for (; env != NULL && *env != NULL && n < 14; env++)
         all[n++] = *env;
     snprintf(bad, sizeof bad, "%s=%s", var, value);
@@ -461,9 +460,8 @@ harness_assert_config_error(const char *var, const char *value,
         (size_t)snprintf(prefix, sizeof prefix, CONTRACT_BAD_SETTING_HEAD, var);
     slen = (size_t)snprintf(suffix, sizeof suffix,
                             CONTRACT_BAD_SETTING_TAIL "\n", value);
-    ck_assert_msg(
-        harness_run(getenv("HARBOR_BIN"), all, HARNESS_START_MS, &r) == 0,
-        "%s: harbor did not exit; stderr: %s", bad, r.err);
+    ck_assert_msg(harness_run(bin, all, HARNESS_START_MS, &r) == 0,
+                  "%s: %s did not exit; stderr: %s", bad, bin, r.err);
     ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
                   "%s: wait status %#x, want exit 2; stderr: %s", bad,
                   (unsigned)r.status, r.err);
@@ -477,6 +475,21 @@ harness_assert_config_error(const char *var, const char *value,
                   "%s: want ...%s, got: %s", bad, suffix, r.err);
     ck_assert_msg(reason == NULL || strstr(r.err, reason) != NULL,
                   "%s: the reason does not say \"%s\": %s", bad, reason, r.err);
+}
+
+void
+harness_assert_config_error(const char *var, const char *value,
+                            const char *const env[], const char *reason)
+{
+    const char *all[15] = {"LISTEN=127.0.0.1:0", "BACKENDS=127.0.0.1:9",
+                           "LOG_LEVEL=info", HARNESS_METRICS_ENV};
+    size_t n = 4;
+
+    /* Later entries win: env over the defaults. */
+    for (; env != NULL && *env != NULL && n < 14; env++)
+        all[n++] = *env;
+    all[n] = NULL;
+    harness_assert_exits_2(getenv("HARBOR_BIN"), all, var, value, reason);
 }
 
 unsigned

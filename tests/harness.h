@@ -103,12 +103,17 @@ int harness_run_argv(const char *const argv[], const char *const env[],
 void harness_next_nofile(unsigned n);
 
 /*
- * The contract for bad configuration: HARBOR_BIN with var=value (on top of
- * valid LISTEN, BACKENDS, LOG_LEVEL and the "K=V" entries of env, which may
- * be NULL) exits 2 before it binds, prints nothing on stdout and one stderr
- * line, harbor: <var>: <reason>: "<value>", whose reason contains reason
- * when that is not NULL.  Fails the test otherwise.
+ * The contract for bad configuration: bin with var=value (on top of the
+ * "K=V" entries of env, which may be NULL) exits 2 before it binds, prints
+ * nothing on stdout and one stderr line, harbor: <var>: <reason>:
+ * "<value>" (echo says it the same way), whose reason contains reason when that
+ * is not NULL.  Fails the test otherwise.
  */
+void harness_assert_exits_2(const char *bin, const char *const env[],
+                            const char *var, const char *value,
+                            const char *reason);
+/* harness_assert_exits_2() for HARBOR_BIN, with valid LISTEN, BACKENDS and
+ * LOG_LEVEL under env. */
 void harness_assert_config_error(const char *var, const char *value,
                                  const char *const env[], const char *reason);
 

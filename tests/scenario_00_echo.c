@@ -853,32 +853,10 @@ static const struct {
 /* The usual bad-setting contract: exit 2, no stdout, one stderr line. */
 START_TEST(model_bad_setting_exits_2_with_one_line)
 {
-    char bad[128], prefix[64], suffix[128];
-    const char *env[] = {"MODE=model", "PORT=0", bad, NULL};
-    struct harness_run r;
-    size_t plen, slen;
+    const char *env[] = {"MODE=model", "PORT=0", NULL};
 
-    snprintf(bad, sizeof bad, "%s=%s", bad_model_settings[_i].var,
-             bad_model_settings[_i].value);
-    plen = (size_t)snprintf(prefix, sizeof prefix, CONTRACT_BAD_SETTING_HEAD,
-                            bad_model_settings[_i].var);
-    slen =
-        (size_t)snprintf(suffix, sizeof suffix, CONTRACT_BAD_SETTING_TAIL "\n",
-                         bad_model_settings[_i].value);
-    ck_assert_msg(harness_run(getenv("ECHO_BIN"), env, HARNESS_START_MS, &r) ==
-                      0,
-                  "%s: echo did not exit; stderr: %s", bad, r.err);
-    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
-                  "%s: wait status %#x, want exit 2; stderr: %s", bad,
-                  (unsigned)r.status, r.err);
-    ck_assert_msg(r.out_len == 0, "%s: stdout: %s", bad, r.out);
-    ck_assert_msg(r.err_len > plen + slen &&
-                      strchr(r.err, '\n') == r.err + r.err_len - 1,
-                  "%s: want one line, got: %s", bad, r.err);
-    ck_assert_msg(strncmp(r.err, prefix, plen) == 0, "%s: want %s..., got: %s",
-                  bad, prefix, r.err);
-    ck_assert_msg(strcmp(r.err + r.err_len - slen, suffix) == 0,
-                  "%s: want ...%s, got: %s", bad, suffix, r.err);
+    harness_assert_exits_2(getenv("ECHO_BIN"), env, bad_model_settings[_i].var,
+                           bad_model_settings[_i].value, NULL);
 }
 END_TEST
 
