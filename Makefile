@@ -34,8 +34,7 @@ OPT     ?= -O2
 WERROR  := $(if $(filter 1,$(STRICT)),-Werror)
 CFLAGS  := -std=c11 -Wall -Wextra $(WERROR) $(OPT) -g -pthread \
            -D_DEFAULT_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
-# -lm: chapter 11 decays latencies with exp() and grows limits by sqrt().
-LDFLAGS := -pthread $(SANFLAGS) -lm
+LDFLAGS := -pthread $(SANFLAGS)
 
 # chapter_nn: chapters/07-leastconn -> 07
 chapter_nn = $(firstword $(subst -, ,$(notdir $(1))))
